@@ -1,0 +1,51 @@
+"""The boundary checks every module uses: each accepts what it documents and names the argument,
+the expectation and what arrived when it refuses."""
+import math
+
+import numpy as np
+import pytest
+
+from cs231n import validation as v
+
+
+@pytest.mark.parametrize(
+    "call, error, fragments",
+    [
+        pytest.param(lambda: v.check_array([1, 2], "x"), TypeError, ["x", "numpy array", "list"], id="array-not-ndarray"),
+        pytest.param(lambda: v.check_array(np.zeros((2, 3, 4)), "x", ndim=2, shape_doc="(N, D)"), ValueError, ["x", "2-D", "(N, D)", "(2, 3, 4)"], id="array-wrong-ndim"),
+        pytest.param(lambda: v.check_array(np.zeros(3, dtype=int), "x", floating=True), TypeError, ["x", "floating", "int"], id="array-not-floating"),
+        pytest.param(lambda: v.check_shape(np.zeros((2, 3)), "dout", (2, 4)), ValueError, ["dout", "(2, 4)", "(2, 3)"], id="shape-mismatch"),
+        pytest.param(lambda: v.check_mode("eval", "bn_param['mode']"), ValueError, ["bn_param['mode']", "'train' or 'test'", "'eval'"], id="mode-unknown"),
+        pytest.param(lambda: v.check_real("0.5", "p"), TypeError, ["p", "real number", "str"], id="real-from-string"),
+        pytest.param(lambda: v.check_real(True, "p"), TypeError, ["p", "bool"], id="real-from-bool"),
+        pytest.param(lambda: v.check_positive_finite(0.0, "eps"), ValueError, ["eps", "> 0", "0.0"], id="eps-zero"),
+        pytest.param(lambda: v.check_positive_finite(math.inf, "eps"), ValueError, ["eps", "finite", "inf"], id="eps-inf"),
+        pytest.param(lambda: v.check_positive_finite(math.nan, "eps"), ValueError, ["eps", "nan"], id="eps-nan"),
+        pytest.param(lambda: v.check_probability(0.0, "p"), ValueError, ["p", "(0, 1]", "0.0"], id="keep-prob-zero"),
+        pytest.param(lambda: v.check_probability(1.5, "p"), ValueError, ["p", "(0, 1]", "1.5"], id="keep-prob-above-one"),
+        pytest.param(lambda: v.check_probability(1.0, "momentum", low_open=False, high_open=True), ValueError, ["momentum", "[0, 1)"], id="closed-open-interval"),
+        pytest.param(lambda: v.check_positive_int(2.0, "batch_size"), TypeError, ["batch_size", "integer", "float"], id="int-from-float"),
+        pytest.param(lambda: v.check_positive_int(0, "batch_size"), ValueError, ["batch_size", ">= 1", "0"], id="int-zero"),
+        pytest.param(lambda: v.check_choice("groupnorm", "normalization", [None, "batchnorm"]), ValueError, ["normalization", "batchnorm", "groupnorm"], id="choice-unknown"),
+        pytest.param(lambda: v.check_same_length(np.zeros(3), "X_train", np.zeros(4), "y_train"), ValueError, ["X_train", "y_train", "3", "4"], id="lengths-differ"),
+    ],
+)
+def test_refusal_names_argument_expectation_and_value(call, error, fragments):
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from {message!r}"
+
+
+def test_accepted_values_come_back_unchanged_or_normalized():
+    x = np.zeros((2, 3))
+    assert v.check_array(x, "x", ndim=2, floating=True) is x
+    assert v.check_shape(x, "x", (2, 3)) is x
+    assert v.check_mode("test") == "test"
+    assert v.check_positive_finite(1e-5, "eps") == 1e-5
+    assert v.check_probability(1, "p") == 1.0
+    assert v.check_probability(0.0, "momentum", low_open=False) == 0.0
+    assert v.check_positive_int(np.int64(3), "n") == 3
+    assert v.check_choice(None, "normalization", [None, "batchnorm"]) is None
+    v.check_same_length(np.zeros(3), "X", np.zeros(3), "y")
