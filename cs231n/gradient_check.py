@@ -1,0 +1,126 @@
+"""Numerical gradients by centred differences, and the relative error used to compare.
+
+Centred difference along one coordinate i of x:
+
+    df/dx_i ~= (f(x + h e_i) - f(x - h e_i)) / (2 h)        error O(h ** 2)
+
+Use float64 inputs: in float32 the rounding of f (about 1e-7 relative) divided by
+2h = 2e-5 swamps the result. Every function perturbs x IN PLACE one entry at a time
+and restores it afterwards (also if f raises), so f must read x afresh on each call.
+"""
+
+import numpy as np
+
+from .validation import check_array, check_positive_finite, check_positive_int, check_shape
+
+def _perturbed(f, x, ix, h):
+    """(f(x + h e_ix), f(x - h e_ix)) with x[ix] restored afterwards."""
+    old = x[ix]
+    try:
+        x[ix] = old + h
+        # Copy: f may return a buffer that the next call overwrites (or x itself).
+        plus = np.array(f(x), copy=True)
+        x[ix] = old - h
+        minus = np.array(f(x), copy=True)
+    finally:
+        x[ix] = old
+    return plus, minus
+
+def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
+    """Numerical gradient of a scalar function f at x.
+
+    Inputs:
+    - f: function of one array argument returning a scalar (e.g. a loss)
+    - x: floating array, any shape; perturbed in place, restored on return
+    - verbose: print each index and its gradient entry
+    - h: step of the centred difference
+
+    Returns grad, x's shape: grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2 h).
+    """
+    check_array(x, "x", floating=True)
+    h = check_positive_finite(h, "h")
+    grad = np.zeros_like(x)
+    for ix in np.ndindex(x.shape):
+        plus, minus = _perturbed(f, x, ix, h)
+        if plus.size != 1:
+            raise ValueError(
+                f"f: expected a scalar result, got an array of shape {plus.shape} "
+                "(use eval_numerical_gradient_array with an upstream gradient df)"
+            )
+        grad[ix] = (plus.item() - minus.item()) / (2 * h)
+        if verbose:
+            print(ix, grad[ix])
+    return grad
+
+def eval_numerical_gradient_array(f, x, df, h=1e-5):
+    """Numerical gradient of sum(f(x) * df) with respect to x, for array-valued f.
+
+    This is the backward pass a layer must produce: with out = f(x) and upstream
+    gradient df = dL/dout, it returns dL/dx.
+
+    Inputs:
+    - f: function of one array argument returning an array of df's shape
+    - x: floating array, any shape; perturbed in place, restored on return
+    - df: upstream gradient, f(x)'s shape (use a random one: an all-ones df can hide
+      bugs, e.g. batch norm's dx is then exactly zero)
+    - h: step of the centred difference
+
+    Returns grad, x's shape: grad[i] = sum((f(x + h e_i) - f(x - h e_i)) * df) / (2 h).
+    """
+    check_array(x, "x", floating=True)
+    check_array(df, "df")
+    h = check_positive_finite(h, "h")
+    grad = np.zeros_like(x)
+    for ix in np.ndindex(x.shape):
+        plus, minus = _perturbed(f, x, ix, h)
+        check_shape(plus, "f(x)", df.shape)
+        grad[ix] = np.sum((plus - minus) * df) / (2 * h)
+    return grad
+
+def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
+    """Compare an analytic gradient with the numerical one at a few random entries.
+
+    For num_checks entries drawn with np.random (np.random.seed makes the choice
+    reproducible) prints the numerical and analytic values and their relative error
+    |numerical - analytic| / max(1e-8, |numerical| + |analytic|).
+
+    Inputs:
+    - f: function of one array argument returning a scalar
+    - x: floating array; perturbed in place, restored on return
+    - analytic_grad: x's shape
+    - num_checks: number of entries checked
+    - h: step of the centred difference
+
+    Returns None (prints one line per check).
+    """
+    check_array(x, "x", floating=True)
+    check_array(analytic_grad, "analytic_grad")
+    check_shape(analytic_grad, "analytic_grad", x.shape)
+    num_checks = check_positive_int(num_checks, "num_checks")
+    h = check_positive_finite(h, "h")
+    for _ in range(num_checks):
+        ix = tuple(int(np.random.randint(m)) for m in x.shape)
+        plus, minus = _perturbed(f, x, ix, h)
+        grad_numerical = (plus.item() - minus.item()) / (2 * h)
+        grad_analytic = float(analytic_grad[ix])
+        error = abs(grad_numerical - grad_analytic) / max(
+            1e-8, abs(grad_numerical) + abs(grad_analytic)
+        )
+        print(
+            "numerical: %f analytic: %f, relative error: %e"
+            % (grad_numerical, grad_analytic, error)
+        )
+
+def rel_error(x, y):
+    """Largest elementwise relative error: max |x - y| / max(1e-8, |x| + |y|).
+
+    Inputs: x, y arrays (or scalars) of the same shape. Returns a Python float; 0 means
+    identical, about 1e-7 or less is what a correct float64 gradient reaches.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y: expected the same shape, got {x.shape} and {y.shape}")
+    if x.size == 0:
+        return 0.0
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))

@@ -1,0 +1,555 @@
+"""Forward/backward pairs of every layer, in numpy.
+
+Each layer is two pure functions side by side:
+
+    out, cache = layer_forward(x, ...)      # cache: what backward needs, nothing more
+    dx, ...    = layer_backward(dout, cache)
+
+``dout`` is the gradient of the loss with respect to ``out`` (same shape as ``out``);
+each ``d<name>`` returned has the shape of ``<name>``. Caches are opaque to callers:
+pass them back to the matching backward unchanged.
+
+Shapes use one notation: ``N`` examples, ``D`` features, ``M`` outputs, ``C`` classes.
+Every function keeps the floating dtype of its inputs (float32 in, float32 out) when
+the parameters share that dtype.
+
+Conventions that bite (read these once):
+
+- Batch norm reduces over the batch axis N (statistics per feature); layer norm
+  reduces over the feature axis D (statistics per example).
+- Variance is the biased one (divide by N, or D for layer norm), and eps sits inside
+  the square root: ``inv_std = 1 / sqrt(var + eps)``.
+- Running statistics: ``running = momentum * running + (1 - momentum) * batch_stat``,
+  so ``momentum`` is the weight of the OLD value (PyTorch's ``momentum`` is the
+  opposite: the weight of the new value, and it keeps an unbiased running variance).
+- Dropout's ``p`` is the probability of KEEPING a unit; training outputs are scaled by
+  ``1 / p`` (inverted dropout) so test time is the identity.
+"""
+import math
+
+import numpy as np
+
+from .validation import (
+    check_array,
+    check_mode,
+    check_positive_finite,
+    check_positive_int,
+    check_probability,
+    check_shape,
+)
+
+# ---------------------------------------------------------------------------
+# Input checks used only here (the shared ones live in validation.py)
+# ---------------------------------------------------------------------------
+
+
+def _check_batch(x, name, min_ndim, shape_doc):
+    """Require a floating array with at least min_ndim dimensions and N >= 1."""
+    check_array(x, name, floating=True)
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{name}: expected an array of shape {shape_doc} (at least {min_ndim}-D), "
+            f"got shape {x.shape}"
+        )
+    if x.shape[0] < 1:
+        raise ValueError(f"{name}: expected at least one example (N >= 1), got shape {x.shape}")
+    return x
+
+
+def _check_params(param, name):
+    """Require a dict of layer parameters (bn_param, ln_param, dropout_param)."""
+    if not isinstance(param, dict):
+        raise TypeError(f"{name}: expected a dict, got {type(param).__name__}")
+    return param
+
+
+def _get_mode(param, name):
+    """Read the required 'mode' key of a parameter dict."""
+    if "mode" not in param:
+        raise ValueError(f"{name}: missing required key 'mode' (expected 'train' or 'test')")
+    return check_mode(param["mode"], f"{name}['mode']")
+
+
+def _check_cache(cache, name, keys):
+    """Require the dict cache produced by the matching forward function."""
+    if not isinstance(cache, dict) or not all(k in cache for k in keys):
+        got = type(cache).__name__ if not isinstance(cache, dict) else f"keys {sorted(cache)}"
+        raise TypeError(
+            f"cache: expected the cache returned by {name} (a dict with keys {list(keys)}), "
+            f"got {got}"
+        )
+    return cache
+
+
+def _check_dout(dout, expected_shape):
+    """dout must be a floating array shaped exactly like the forward output."""
+    check_array(dout, "dout", floating=True)
+    return check_shape(dout, "dout", expected_shape)
+
+
+def _check_norm_inputs(x, gamma, beta):
+    """x: (N, D); gamma, beta: (D,). Returns (N, D)."""
+    check_array(x, "x", ndim=2, shape_doc="(N, D)", floating=True)
+    N, D = x.shape
+    for value, name in ((gamma, "gamma"), (beta, "beta")):
+        check_array(value, name, ndim=1, shape_doc="(D,)", floating=True)
+        if value.shape != (D,):
+            raise ValueError(
+                f"{name}: expected shape ({D},) to match x's D = {D} features, "
+                f"got {value.shape}"
+            )
+    return N, D
+
+
+# ---------------------------------------------------------------------------
+# Affine, ReLU, softmax (given code)
+# ---------------------------------------------------------------------------
+
+
+def affine_forward(x, w, b):
+    """Fully-connected layer: out = x_flat @ w + b.
+
+    Inputs:
+    - x: (N, d_1, ..., d_k) input; each example is flattened to D = d_1 * ... * d_k
+    - w: (D, M) weights
+    - b: (M,) biases
+
+    Returns (out, cache):
+    - out: (N, M)
+    - cache: (x, w)
+    """
+    _check_batch(x, "x", 2, "(N, d_1, ..., d_k)")
+    check_array(w, "w", ndim=2, shape_doc="(D, M)", floating=True)
+    check_array(b, "b", ndim=1, shape_doc="(M,)", floating=True)
+    N = x.shape[0]
+    D = math.prod(x.shape[1:])
+    if w.shape[0] != D:
+        raise ValueError(
+            f"w: expected {D} rows to match x's flattened feature size D = {D} "
+            f"(x shape {x.shape}), got shape {w.shape}"
+        )
+    check_shape(b, "b", (w.shape[1],))
+
+    out = x.reshape(N, D) @ w
+    out += b
+    return out, (x, w)
+
+
+def affine_backward(dout, cache):
+    """Backward pass of affine_forward.
+
+    Inputs:
+    - dout: (N, M) upstream gradient
+    - cache: (x, w) from affine_forward, x: (N, d_1, ..., d_k), w: (D, M)
+
+    Returns (dx, dw, db), with
+    - dx = dout @ w.T, reshaped to x's shape: (N, d_1, ..., d_k)
+    - dw = x_flat.T @ dout: (D, M)
+    - db = sum over N of dout: (M,)
+    """
+    x, w = cache
+    N = x.shape[0]
+    _check_dout(dout, (N, w.shape[1]))
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(N, -1).T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def relu_forward(x):
+    """Rectified linear unit: out = max(x, 0), elementwise.
+
+    Inputs:
+    - x: array of any shape
+
+    Returns (out, cache): out has x's shape; cache is x.
+    """
+    check_array(x, "x", floating=True)
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout, cache):
+    """Backward pass of relu_forward: dx = dout where x > 0, else 0.
+
+    Inputs:
+    - dout: upstream gradient, x's shape
+    - cache: x from relu_forward
+
+    Returns dx, x's shape. (At x == 0 the subgradient 0 is used.)
+    """
+    x = cache
+    _check_dout(dout, x.shape)
+    return dout * (x > 0)
+
+
+def softmax_loss(x, y):
+    """Mean cross-entropy loss of softmax class scores, and its gradient.
+
+    Inputs:
+    - x: (N, C) scores; x[i, j] is the score of class j for example i
+    - y: (N,) integer labels, 0 <= y[i] < C
+
+    Forward, row by row: shifted = x - max_j x (keeps exp from overflowing and does not
+    change the softmax), log_probs = shifted - log(sum_j exp(shifted)), and
+    loss = -mean_i log_probs[i, y[i]].
+
+    Returns (loss, dx):
+    - loss: Python float
+    - dx: (N, C), dx = (softmax(x) - one_hot(y)) / N
+    """
+    _check_batch(x, "x", 2, "(N, C)")
+    if x.ndim != 2:
+        raise ValueError(f"x: expected a 2-D array of shape (N, C), got shape {x.shape}")
+    check_array(y, "y", ndim=1, shape_doc="(N,)")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"y: expected an integer array of class labels, got dtype {y.dtype}")
+    N, C = x.shape
+    check_shape(y, "y", (N,))
+    if y.min() < 0 or y.max() >= C:
+        raise ValueError(
+            f"y: expected labels in [0, {C}) for C = {C} classes, "
+            f"got values in [{y.min()}, {y.max()}]"
+        )
+
+    rows = np.arange(N)
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    # log_sum_exp - shifted rather than -log_probs: a perfect score gives 0.0, not -0.0.
+    loss = float(np.mean(log_sum_exp[:, 0] - shifted[rows, y]))
+    dx = shifted
+    dx -= log_sum_exp
+    np.exp(dx, out=dx)  # softmax probabilities, in the same buffer
+    dx[rows, y] -= 1
+    dx /= N
+    return loss, dx
+
+
+# ---------------------------------------------------------------------------
+# Batch normalization
+# ---------------------------------------------------------------------------
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization: normalize each feature over the batch axis N.
+
+    Inputs:
+    - x: (N, D) data
+    - gamma: (D,) scale
+    - beta: (D,) shift
+    - bn_param: dict with keys
+      - mode: 'train' or 'test' (required)
+      - eps: finite > 0, default 1e-5
+      - momentum: in [0, 1], default 0.9; the weight of the old running value
+      - running_mean, running_var: (D,) running statistics, default zeros; created if
+        absent and written back into bn_param (this dict is the layer's state)
+
+    Train mode (needs N >= 2), over axis 0:
+        mu      = mean(x)
+        var     = mean((x - mu) ** 2)                 biased: divides by N
+        inv_std = 1 / sqrt(var + eps)                 eps inside the square root
+        x_hat   = (x - mu) * inv_std
+        out     = gamma * x_hat + beta
+        running_mean = momentum * running_mean + (1 - momentum) * mu
+        running_var  = momentum * running_var  + (1 - momentum) * var
+
+    Test mode uses the running statistics instead of mu and var and changes nothing:
+        out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+
+    Returns (out, cache):
+    - out: (N, D)
+    - cache: train mode {'x_hat': (N, D), 'inv_std': (D,), 'gamma': (D,)};
+      test mode None (backward is defined for training-mode forward passes only)
+    """
+    N, D = _check_norm_inputs(x, gamma, beta)
+    _check_params(bn_param, "bn_param")
+    mode = _get_mode(bn_param, "bn_param")
+    eps = check_positive_finite(bn_param.get("eps", 1e-5), "bn_param['eps']")
+    momentum = check_probability(
+        bn_param.get("momentum", 0.9), "bn_param['momentum']", low_open=False
+    )
+    running_mean = _running_stat(bn_param, "running_mean", x.dtype, D)
+    running_var = _running_stat(bn_param, "running_var", x.dtype, D)
+
+    if mode == "train":
+        if N < 2:
+            raise ValueError(
+                f"x: batch normalization in training mode needs N >= 2 examples "
+                f"(the variance of one example is 0), got shape {x.shape}"
+            )
+        ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: forward pass")
+        mu = x.mean(axis=0)
+        x_hat = x - mu
+        # Variance of the centred data computed once: one pass instead of var()'s two.
+        var = np.einsum("ij,ij->j", x_hat, x_hat) / N
+        inv_std = 1.0 / np.sqrt(var + eps)
+        x_hat *= inv_std  # centred x becomes x_hat in place: no extra (N, D) array
+        out = x_hat * gamma
+        out += beta
+        running_mean = momentum * running_mean + (1 - momentum) * mu
+        running_var = momentum * running_var + (1 - momentum) * var
+        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}
+        ### END SOLUTION
+    else:
+        ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: forward pass")
+        # Fold the running statistics into one scale and shift per feature.
+        scale = gamma / np.sqrt(running_var + eps)
+        out = x * scale
+        out += beta - running_mean * scale
+        cache = None
+        ### END SOLUTION
+
+    bn_param["running_mean"] = running_mean
+    bn_param["running_var"] = running_var
+    return out, cache
+
+
+def _running_stat(bn_param, key, dtype, D):
+    """bn_param[key] as a (D,) array of x's dtype; zeros if absent (CS231N default)."""
+    name = f"bn_param['{key}']"
+    value = bn_param.get(key)
+    if value is None:
+        return np.zeros(D, dtype=dtype)
+    check_array(value, name, ndim=1, shape_doc="(D,)", floating=True)
+    check_shape(value, name, (D,))
+    return value.astype(dtype, copy=False)
+
+
+def batchnorm_backward(dout, cache):
+    """Backward pass of batch normalization, node by node through the graph.
+
+    The forward graph (over axis 0, N examples):
+
+        mu = mean(x);  xc = x - mu;  var = mean(xc ** 2);  inv_std = (var + eps) ** -0.5
+        x_hat = xc * inv_std;  out = gamma * x_hat + beta
+
+    is walked backwards one node at a time (xc = x_hat / inv_std is recovered from the
+    cache rather than stored). batchnorm_backward_alt gives the same result in closed form.
+
+    Inputs:
+    - dout: (N, D) upstream gradient
+    - cache: from batchnorm_forward in train mode: x_hat (N, D), inv_std (D,), gamma (D,)
+
+    Returns (dx, dgamma, dbeta):
+    - dx: (N, D)
+    - dgamma: (D,) = sum over N of dout * x_hat
+    - dbeta: (D,) = sum over N of dout
+    """
+    _check_cache(cache, "batchnorm_forward in train mode", ("x_hat", "inv_std", "gamma"))
+    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
+    _check_dout(dout, x_hat.shape)
+    N = dout.shape[0]
+
+    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: backward pass")
+    # out = gamma * x_hat + beta
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx_hat = dout * gamma
+    # x_hat = xc * inv_std: xc reaches x_hat directly and inv_std through every row
+    xc = x_hat / inv_std
+    dinv_std = (dx_hat * xc).sum(axis=0)
+    dxc = dx_hat * inv_std
+    # inv_std = (var + eps) ** -0.5
+    dvar = -0.5 * inv_std**3 * dinv_std
+    # var = mean(xc ** 2)
+    dxc += (2.0 / N) * xc * dvar
+    # xc = x - mu: x directly, mu through every row
+    dmu = -dxc.sum(axis=0)
+    # mu = mean(x)
+    dx = dxc + dmu / N
+    ### END SOLUTION
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Backward pass of batch normalization in simplified closed form.
+
+    Differentiating the whole forward pass at once (see batchnorm_backward) collapses to
+
+        dbeta  = sum over N of dout
+        dgamma = sum over N of dout * x_hat
+        dx     = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)
+
+    computed here as gamma * inv_std * (dout - (dbeta + x_hat * dgamma) / N) in one
+    (N, D) work array.
+
+    Inputs and returns as batchnorm_backward.
+    """
+    _check_cache(cache, "batchnorm_forward in train mode", ("x_hat", "inv_std", "gamma"))
+    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
+    _check_dout(dout, x_hat.shape)
+    N = dout.shape[0]
+
+    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: alternative backward pass")
+    dbeta = dout.sum(axis=0)
+    dgamma = np.einsum("ij,ij->j", dout, x_hat)
+    # In-place steps on one buffer: the formula as written would allocate four (N, D) arrays.
+    dx = x_hat * (dgamma / N)
+    dx += dbeta / N
+    np.subtract(dout, dx, out=dx)
+    dx *= gamma * inv_std
+    ### END SOLUTION
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------
+# Layer normalization
+# ---------------------------------------------------------------------------
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Layer normalization: normalize each example over its D features.
+
+    Inputs:
+    - x: (N, D) data; any N >= 1 (statistics never mix examples)
+    - gamma: (D,) scale
+    - beta: (D,) shift
+    - ln_param: dict; eps (finite > 0, default 1e-5). A 'mode' key, if present
+      (FullyConnectedNet sets one), must be 'train' or 'test' and changes nothing:
+      layer norm computes the same at train and test time and keeps no running stats.
+
+    Per example (over axis 1, the D features):
+        mu      = mean(x)                    (N, 1)
+        var     = mean((x - mu) ** 2)        (N, 1), biased: divides by D
+        inv_std = 1 / sqrt(var + eps)        (N, 1), eps inside the square root
+        x_hat   = (x - mu) * inv_std         (N, D)
+        out     = gamma * x_hat + beta       gamma, beta per feature, as in batch norm
+
+    Returns (out, cache):
+    - out: (N, D)
+    - cache: {'x_hat': (N, D), 'inv_std': (N, 1), 'gamma': (D,)}
+    """
+    N, D = _check_norm_inputs(x, gamma, beta)
+    _check_params(ln_param, "ln_param")
+    eps = check_positive_finite(ln_param.get("eps", 1e-5), "ln_param['eps']")
+    if "mode" in ln_param:
+        check_mode(ln_param["mode"], "ln_param['mode']")
+
+    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Layer normalization: implementation")
+    # Batch norm's equations with the reduction axis swapped from 0 to 1.
+    mu = x.mean(axis=1, keepdims=True)
+    x_hat = x - mu
+    var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat *= inv_std
+    out = x_hat * gamma
+    out += beta
+    cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}
+    ### END SOLUTION
+    return out, cache
+
+
+def layernorm_backward(dout, cache):
+    """Backward pass of layer normalization.
+
+    With dx_hat = dout * gamma and means taken over the D features of each example
+    (axis 1), the closed form of batch norm's backward with axes swapped:
+
+        dx     = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+        dgamma = sum over N of dout * x_hat
+        dbeta  = sum over N of dout
+
+    (gamma is per feature, so unlike batch norm it cannot be pulled out of the means.)
+
+    Inputs:
+    - dout: (N, D) upstream gradient
+    - cache: from layernorm_forward: x_hat (N, D), inv_std (N, 1), gamma (D,)
+
+    Returns (dx, dgamma, dbeta): (N, D), (D,), (D,).
+    """
+    _check_cache(cache, "layernorm_forward", ("x_hat", "inv_std", "gamma"))
+    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
+    _check_dout(dout, x_hat.shape)
+    D = dout.shape[1]
+
+    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Layer normalization: implementation")
+    dbeta = dout.sum(axis=0)
+    dgamma = np.einsum("ij,ij->j", dout, x_hat)
+    dx_hat = dout * gamma
+    mean_dx_hat = dx_hat.mean(axis=1, keepdims=True)
+    mean_dx_hat_x_hat = np.einsum("ij,ij->i", dx_hat, x_hat)[:, None] / D
+    dx = x_hat * mean_dx_hat_x_hat
+    dx += mean_dx_hat
+    np.subtract(dx_hat, dx, out=dx)
+    dx *= inv_std
+    ### END SOLUTION
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------
+# Dropout
+# ---------------------------------------------------------------------------
+
+
+def dropout_forward(x, dropout_param):
+    """Inverted dropout.
+
+    Inputs:
+    - x: array of any shape
+    - dropout_param: dict with keys
+      - p: probability of KEEPING each unit, in (0, 1] (required); p = 1 keeps all
+      - mode: 'train' or 'test' (required)
+      - seed: optional integer >= 0. Given: the mask comes from
+        np.random.default_rng(seed), the same mask on every call and numpy's global
+        random state untouched. Absent: the mask is drawn from numpy's global
+        generator (np.random), so np.random.seed(...) makes runs reproducible.
+
+    Train mode:
+        mask = (u < p) / p,  u ~ Uniform[0, 1) elementwise   (a unit is kept with prob. p)
+        out  = x * mask                                      E[out] = x
+    The uniforms are drawn in float64 whatever x's dtype, so a seed gives the same kept
+    units for float32 and float64 x; mask and out have x's dtype.
+    Test mode: out = x (the 1/p scaling at train time already matched the expectations).
+
+    Returns (out, cache):
+    - out: x's shape and dtype
+    - cache: {'mask': mask of x's shape (None in test mode), 'shape': x.shape}
+    """
+    check_array(x, "x", floating=True)
+    _check_params(dropout_param, "dropout_param")
+    mode = _get_mode(dropout_param, "dropout_param")
+    if "p" not in dropout_param:
+        raise ValueError(
+            "dropout_param: missing required key 'p' (the keep probability, in (0, 1])"
+        )
+    p = check_probability(dropout_param["p"], "dropout_param['p']")
+    seed = dropout_param.get("seed")
+    if seed is not None:
+        check_positive_int(seed, "dropout_param['seed']", minimum=0)
+
+    mask = None
+    if mode == "train":
+        # Given: where the uniform draws in [0, 1) come from (seeded or global, see above).
+        uniform = (
+            np.random.random_sample if seed is None else np.random.default_rng(seed).random
+        )
+        ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: forward pass")
+        mask = (uniform(x.shape) < p).astype(x.dtype)
+        mask /= p
+        out = x * mask
+        ### END SOLUTION
+    else:
+        out = x
+
+    return out, {"mask": mask, "shape": x.shape}
+
+
+def dropout_backward(dout, cache):
+    """Backward pass of inverted dropout.
+
+    Inputs:
+    - dout: upstream gradient, x's shape
+    - cache: from dropout_forward
+
+    Returns dx, x's shape:
+    - train mode: dx = dout * mask   (mask already holds the 1/p scaling)
+    - test mode: dx = dout
+    """
+    _check_cache(cache, "dropout_forward", ("mask", "shape"))
+    _check_dout(dout, cache["shape"])
+    mask = cache["mask"]
+    if mask is None:
+        return dout
+    ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: backward pass")
+    dx = dout * mask
+    ### END SOLUTION
+    return dx
