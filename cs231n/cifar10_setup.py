@@ -192,14 +192,14 @@ def _refuse_target(target, state):
     )
 
 
-def _safe_members(tar, archive):
+def _safe_members(members, archive):
     """The members to extract (those under cifar-10-batches-py/), after refusing unsafe ones.
 
     tarfile's 'data' filter refuses the same things during extraction; checking first
     gives one clear message for the whole archive before anything is written.
     """
     selected, files = [], set()
-    for member in tar.getmembers():
+    for member in members:
         path = PurePosixPath(member.name)
         # Backslashes and drive letters are separators and roots on Windows.
         windows = PureWindowsPath(member.name)
@@ -246,13 +246,14 @@ def _unpack(archive, destination):
         raise _unreadable(archive, exc) from exc
     with tar:
         try:
-            members = _safe_members(tar, archive)
-            # Reading the compressed stream to its end checks its CRC: a damaged tail
-            # is a damaged download even when every member header survived.
+            members = tar.getmembers()
+            # Reading the compressed stream to its end checks its CRC. tarfile alone
+            # takes a damaged header for the end of the archive and stops listing there.
             while tar.fileobj.read(CHUNK):
                 pass
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise _unreadable(archive, exc) from exc
+        members = _safe_members(members, archive)
         kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         try:
             tar.extractall(destination, members=members, **kwargs)
