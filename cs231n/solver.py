@@ -39,6 +39,12 @@ __all__ = ["Solver"]
 
 _DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 
+# Examples per forward pass when train() checks accuracy. Larger than check_accuracy's
+# default of 100 (CS231N's): ten times fewer Python-level layer calls, about 30-50% less
+# time for the small networks of the notebooks, and still little memory (1000 CIFAR-10
+# images are 12 MB in float32).
+_EVAL_BATCH_SIZE = 1000
+
 
 def _check_optional_positive_int(value, name):
     return None if value is None else check_positive_int(value, name)
@@ -347,10 +353,12 @@ class Solver:
                 last_it = t == num_iterations - 1
                 if first_it or last_it or epoch_end:
                     train_acc = self.check_accuracy(
-                        self.X_train, self.y_train, num_samples=self.num_train_samples
+                        self.X_train, self.y_train, num_samples=self.num_train_samples,
+                        batch_size=_EVAL_BATCH_SIZE,
                     )
                     val_acc = self.check_accuracy(
-                        self.X_val, self.y_val, num_samples=self.num_val_samples
+                        self.X_val, self.y_val, num_samples=self.num_val_samples,
+                        batch_size=_EVAL_BATCH_SIZE,
                     )
                     self.train_acc_history.append(train_acc)
                     self.val_acc_history.append(val_acc)
