@@ -133,7 +133,7 @@ def validate_dataset_dir(directory):
     directory = Path(directory)
     for name in REQUIRED_FILES:
         path = directory / name
-        if path.is_symlink() or not path.is_file():
+        if not path.is_file():  # symlinks to files are fine: the loaders follow them
             problem = "is not a regular file" if os.path.lexists(path) else "is missing"
             raise CIFAR10FormatError(f"{path} {problem}")
     num_train = sum(len(read_batch(directory / name)[1]) for name in TRAIN_BATCHES)
@@ -169,7 +169,7 @@ def target_state(target):
 
 
 def _installed_from(target):
-    """' from <source> (sha256 ...)' as recorded by the run that installed target, or ''."""
+    """'; installed from <source>, sha256 <hex>' as the installing run recorded it, or ''."""
     try:
         record = json.loads((Path(target) / MARKER).read_text(encoding="utf-8"))
         return f"; installed from {record['source']}, sha256 {record['sha256']}"
@@ -292,8 +292,11 @@ def download(url, destination, timeout=NETWORK_TIMEOUT, progress=True):
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
     except (OSError, ValueError) as exc:  # URLError, timeouts and refused connections
-        reason = getattr(exc, "reason", exc)
-        raise NetworkError(f"could not download {url}: {reason}. No network? {OFFLINE_HINT}") from exc
+        if isinstance(exc, urllib.error.HTTPError):
+            problem = f"the server answered {exc.code} {exc.reason}. Has the address moved?"
+        else:
+            problem = f"{getattr(exc, 'reason', exc)}. No network?"
+        raise NetworkError(f"could not download {url}: {problem} {OFFLINE_HINT}") from exc
     from tqdm import tqdm  # only a download needs it
 
     with response, open(destination, "wb") as out:

@@ -257,9 +257,12 @@ def test_not_an_archive_at_all_is_refused(tmp_path, target, datasets_dir, capsys
     assert_nothing_left(datasets_dir)
 
 
+@pytest.mark.parametrize("tar_filter", [True, False], ids=["data-filter", "python-without-filter"])
 @pytest.mark.parametrize("escape", ESCAPES)
 def test_escaping_member_is_refused(make_cifar_archive, tmp_path, target, datasets_dir,
-                                    capsys, escape):
+                                    capsys, monkeypatch, escape, tar_filter):
+    if not tar_filter:  # Python < 3.10.12 / 3.11.4: the installer's own check must suffice
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     outside = tmp_path / "escaped.txt"
     if escape == "hardlink":  # a link to an existing file of the user's
         outside = datasets_dir / USER_FILE
@@ -349,6 +352,23 @@ def test_existing_incomplete_target_is_refused_and_kept(make_cifar_archive, targ
     assert sorted(p.name for p in datasets_dir.iterdir()) == sorted([USER_FILE, target.name])
 
 
+def test_target_of_symlinked_files_counts_as_installed(make_cifar_archive, tmp_path, target,
+                                                      capsys):
+    # e.g. a lab machine's shared copy linked into the project, file by file
+    shared = tmp_path / "shared" / "cifar-10-batches-py"
+    archive = make_cifar_archive()
+    assert run(["--archive", archive.path, "--target", shared], capsys)[0] == 0
+    target.mkdir()
+    for name in REQUIRED:
+        (target / name).symlink_to(shared / name)
+
+    code, out, err = run(["--archive", archive.path, "--target", target], capsys)
+
+    assert code == 0, err
+    assert "already installed" in out
+    assert all((target / name).is_symlink() for name in REQUIRED)
+
+
 def test_install_changed_later_is_refused(make_cifar_archive, target, capsys):
     archive = make_cifar_archive()
     assert run(["--archive", archive.path, "--target", target], capsys)[0] == 0
@@ -385,16 +405,25 @@ def fake_server(monkeypatch):
     return serve
 
 
-def test_no_network_gives_clear_message(monkeypatch, target, datasets_dir, capsys):
-    def offline(url, timeout=None):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+@pytest.mark.parametrize("failure, explanation", [
+    pytest.param(urllib.error.URLError("[Errno -3] Temporary failure in name resolution"),
+                 "Temporary failure in name resolution. No network?", id="no-network"),
+    pytest.param(TimeoutError("timed out"), "timed out. No network?", id="timeout"),
+    pytest.param(urllib.error.HTTPError(cifar10_setup.OFFICIAL_URL, 404, "Not Found", {}, None),
+                 "the server answered 404 Not Found", id="http-404"),
+])
+def test_failed_download_gives_clear_message(monkeypatch, target, datasets_dir, capsys,
+                                             failure, explanation):
+    def urlopen(url, timeout=None):
+        raise failure
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
     code, out, err = run(["--target", target, "--no-progress"], capsys)
 
     assert code == 1
-    assert "No network?" in err and "CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz make data" in err
+    assert explanation in err
+    assert "CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz make data" in err
     assert_nothing_left(datasets_dir)
 
 
