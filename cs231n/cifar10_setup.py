@@ -352,9 +352,11 @@ def _install(target, archive=None, md5=None, sha256=None, source=None, url=OFFIC
         what = "is not a file" if os.path.lexists(archive) else "does not exist"
         raise SetupError(f"archive {archive} {what}. Give the path of cifar-10-python.tar.gz.")
 
+    created = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     # Same filesystem as the target, so the final rename is atomic; '.tmp-' is gitignored.
     workdir = Path(tempfile.mkdtemp(prefix=".tmp-cifar10-", dir=target.parent))
+    installed = False
     try:
         if archive is None:
             _say(f"Downloading {url} ...")
@@ -388,10 +390,18 @@ def _install(target, archive=None, md5=None, sha256=None, source=None, url=OFFIC
             # Another run (e.g. two `make` jobs) may have finished first.
             if target_state(target).kind == "complete":
                 _say(f"CIFAR-10 was installed in {target} by another run meanwhile.")
+                installed = True
                 return target_state(target)
             raise TargetError(f"could not move the checked data set into {target}: {exc}") from exc
+        installed = True
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if not installed:
+            for directory in created:  # deepest first; only the empty ones made above
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
 
     _say(
         f"Installed CIFAR-10 into {target}: {num_train} training and {num_test} test images "
@@ -408,6 +418,16 @@ def _hex_digest(length):
                 f"expected {length} hexadecimal digits, got {text!r}")
         return text
     return parse
+
+
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also refuses nan: a zero timeout would make sockets non-blocking
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _parser():
@@ -429,7 +449,7 @@ def _parser():
     parser.add_argument("--sha256", type=_hex_digest(64), help="expected sha256 of the archive")
     parser.add_argument("--url", default=OFFICIAL_URL,
                         help="download from this mirror; it must still match the official md5")
-    parser.add_argument("--timeout", type=float, default=NETWORK_TIMEOUT,
+    parser.add_argument("--timeout", type=_positive_seconds, default=NETWORK_TIMEOUT,
                         help="network timeout in seconds (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no download progress bar")
     return parser

@@ -290,6 +290,16 @@ def test_tampered_pickle_is_refused_without_running_it(make_cifar_archive, tmp_p
     assert_nothing_left(datasets_dir)
 
 
+def test_failed_run_removes_the_folders_it_created(make_cifar_archive, tmp_path, capsys):
+    archive = make_cifar_archive(truncate=True)
+    target = tmp_path / "new" / "deeper" / "cifar-10-batches-py"
+
+    code, _, err = run(["--archive", archive.path, "--target", target], capsys)
+
+    assert code == 1 and "truncated or corrupt" in err
+    assert not (tmp_path / "new").exists()
+
+
 def test_missing_archive_is_reported(tmp_path, target, datasets_dir, capsys):
     code, _, err = run(["--archive", tmp_path / "nowhere.tar.gz", "--target", target], capsys)
     assert code == 1 and "does not exist" in err
@@ -300,6 +310,7 @@ def test_missing_archive_is_reported(tmp_path, target, datasets_dir, capsys):
     pytest.param(["--md5", "xyz"], id="md5-not-hex"),
     pytest.param(["--sha256", "ab" * 16], id="sha256-too-short"),
     pytest.param(["--bogus"], id="unknown-option"),
+    pytest.param(["--timeout", "0"], id="zero-timeout"),
 ])
 def test_bad_arguments_exit_2(target, capsys, args):
     code, _, err = run(["--target", target, *args], capsys)
