@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from cs231n.data_utils import (
     DEFAULT_CIFAR10_DIR,
@@ -46,7 +46,6 @@ from cs231n.data_utils import (
     TEST_BATCH,
     TRAIN_BATCHES,
     CIFAR10FormatError,
-    UnsafePickleError,
     load_pickle,
     read_batch,
 )
