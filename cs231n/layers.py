@@ -91,6 +91,8 @@ def _check_norm_inputs(x, gamma, beta):
     """x: (N, D); gamma, beta: (D,). Returns (N, D)."""
     check_array(x, "x", ndim=2, shape_doc="(N, D)", floating=True)
     N, D = x.shape
+    if N < 1 or D < 1:
+        raise ValueError(f"x: expected N >= 1 examples of D >= 1 features, got shape {x.shape}")
     for value, name in ((gamma, "gamma"), (beta, "beta")):
         check_array(value, name, ndim=1, shape_doc="(D,)", floating=True)
         if value.shape != (D,):
@@ -99,6 +101,17 @@ def _check_norm_inputs(x, gamma, beta):
                 f"got {value.shape}"
             )
     return N, D
+
+
+def _running_stat(bn_param, key, dtype, D):
+    """bn_param[key] as a (D,) array of x's dtype; zeros if absent (CS231N default)."""
+    name = f"bn_param['{key}']"
+    value = bn_param.get(key)
+    if value is None:
+        return np.zeros(D, dtype=dtype)
+    check_array(value, name, ndim=1, shape_doc="(D,)", floating=True)
+    check_shape(value, name, (D,))
+    return value.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -177,7 +190,7 @@ def relu_backward(dout, cache):
 
     Returns dx, x's shape. (At x == 0 the subgradient 0 is used.)
     """
-    x = cache
+    x = check_array(cache, "cache")
     _check_dout(dout, x.shape)
     return dout * (x > 0)
 
@@ -270,6 +283,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     running_mean = _running_stat(bn_param, "running_mean", x.dtype, D)
     running_var = _running_stat(bn_param, "running_var", x.dtype, D)
 
+    cache = None  # stays None in test mode: backward is defined for training passes only
     if mode == "train":
         if N < 2:
             raise ValueError(
@@ -295,23 +309,11 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         scale = gamma / np.sqrt(running_var + eps)
         out = x * scale
         out += beta - running_mean * scale
-        cache = None
         ### END SOLUTION
 
     bn_param["running_mean"] = running_mean
     bn_param["running_var"] = running_var
     return out, cache
-
-
-def _running_stat(bn_param, key, dtype, D):
-    """bn_param[key] as a (D,) array of x's dtype; zeros if absent (CS231N default)."""
-    name = f"bn_param['{key}']"
-    value = bn_param.get(key)
-    if value is None:
-        return np.zeros(D, dtype=dtype)
-    check_array(value, name, ndim=1, shape_doc="(D,)", floating=True)
-    check_shape(value, name, (D,))
-    return value.astype(dtype, copy=False)
 
 
 def batchnorm_backward(dout, cache):
@@ -382,7 +384,7 @@ def batchnorm_backward_alt(dout, cache):
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: alternative backward pass")
     dbeta = dout.sum(axis=0)
     dgamma = np.einsum("ij,ij->j", dout, x_hat)
-    # In-place steps on one buffer: the formula as written would allocate four (N, D) arrays.
+    # In-place steps on one buffer: the formula as written allocates an (N, D) array per operation.
     dx = x_hat * (dgamma / N)
     dx += dbeta / N
     np.subtract(dout, dx, out=dx)

@@ -74,6 +74,8 @@ CASES = [
     # --- relu ---
     pytest.param(lambda: relu_forward(3.0), TypeError,
                  r"x: expected a numpy array, got float", id="relu-x-scalar"),
+    pytest.param(lambda: relu_backward(np.ones((4, 3)), None), TypeError,
+                 r"cache: expected a numpy array, got NoneType", id="relu-cache-none"),
     pytest.param(lambda: relu_backward(np.ones((3, 4)), X), ValueError,
                  E("dout: expected shape (4, 3), got (3, 4)"), id="relu-dout-transposed"),
     # --- softmax ---
@@ -96,6 +98,12 @@ CASES = [
     # --- batch norm forward ---
     pytest.param(lambda: bn(x=np.ones((4, 3, 1))), ValueError,
                  E("x: expected a 2-D array of shape (N, D), got shape (4, 3, 1)"), id="bn-x-3d"),
+    pytest.param(lambda: bn(x=np.ones((0, 3))), ValueError,
+                 E("x: expected N >= 1 examples of D >= 1 features, got shape (0, 3)"),
+                 id="bn-x-empty"),
+    pytest.param(lambda: ln(x=np.ones((2, 0)), gamma=np.ones(0), beta=np.ones(0)), ValueError,
+                 E("x: expected N >= 1 examples of D >= 1 features, got shape (2, 0)"),
+                 id="ln-x-no-features"),
     pytest.param(lambda: bn(gamma=np.ones(4)), ValueError,
                  E("gamma: expected shape (3,) to match x's D = 3 features, got (4,)"),
                  id="bn-gamma-size"),
