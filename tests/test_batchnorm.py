@@ -219,15 +219,43 @@ def test_float32_forward_close_to_float64():
     f32 = [a.astype(np.float32) for a in (x, gamma, beta, dout)]
     out32, cache32 = batchnorm_forward(*f32[:3], {"mode": "train"})
     np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
-    for g32, g64 in zip(batchnorm_backward_alt(f32[3], cache32), batchnorm_backward_alt(dout, cache64)):
+    grads32 = batchnorm_backward_alt(f32[3], cache32)
+    for g32, g64 in zip(grads32, batchnorm_backward_alt(dout, cache64)):
         np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
 
 
-def test_forward_does_not_modify_inputs():
+def test_forward_and_backward_modify_neither_inputs_nor_cache():
+    # The notebook runs both backwards on one cache: neither may write into it.
     x, gamma, beta, dout = make_inputs((5, 3), seed=10)
     copies = [a.copy() for a in (x, gamma, beta, dout)]
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    batchnorm_backward(dout, cache)
-    batchnorm_backward_alt(dout, cache)
+    cache_copy = {k: v.copy() for k, v in cache.items()}
+    first = batchnorm_backward(dout, cache) + batchnorm_backward_alt(dout, cache)
+    second = batchnorm_backward_alt(dout, cache) + batchnorm_backward(dout, cache)
+    for a, b in zip(first, second[3:] + second[:3]):
+        np.testing.assert_array_equal(a, b)
+    for key, value in cache_copy.items():
+        np.testing.assert_array_equal(cache[key], value)
     for original, copy in zip((x, gamma, beta, dout), copies):
         np.testing.assert_array_equal(original, copy)
+
+
+def test_cache_holds_x_hat_inv_std_gamma_only():
+    x, gamma, beta, _ = make_inputs((6, 4), seed=11)
+    eps = 1e-3
+    _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
+    assert set(cache) == {"x_hat", "inv_std", "gamma"}
+    inv_std = 1 / np.sqrt(x.var(axis=0) + eps)
+    np.testing.assert_allclose(cache["inv_std"], inv_std, rtol=1e-13)
+    np.testing.assert_allclose(cache["x_hat"], (x - x.mean(axis=0)) * inv_std, rtol=1e-12,
+                               atol=1e-13)
+    _, test_cache = batchnorm_forward(x, gamma, beta, {"mode": "test"})
+    assert test_cache is None
+
+
+def test_float64_running_stats_are_kept_in_x_dtype():
+    x = make_inputs((4, 3), seed=12)[0].astype(np.float32)
+    bn_param = {"mode": "train", "running_mean": np.zeros(3), "running_var": np.ones(3)}
+    out, _ = batchnorm_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), bn_param)
+    assert out.dtype == np.float32
+    assert bn_param["running_mean"].dtype == bn_param["running_var"].dtype == np.float32

@@ -48,7 +48,9 @@ def test_backward_matches_numerical_gradient(shape, eps):
         ("dbeta", dbeta, eval_numerical_gradient_array(lambda v: f(x, gamma, v), beta, dout)),
     )
     for name, analytic, numerical in checks:
-        np.testing.assert_allclose(analytic, numerical, rtol=GRAD_RTOL, atol=GRAD_ATOL, err_msg=name)
+        np.testing.assert_allclose(
+            analytic, numerical, rtol=GRAD_RTOL, atol=GRAD_ATOL, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("eps", [1e-5, 1e-2, 1.0], ids=lambda e: f"eps_{e:g}")
