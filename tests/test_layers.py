@@ -225,3 +225,35 @@ def test_affine_norm_relu_backward_matches_numerical_gradient(normalization):
             assert rel_error(grads[k], num) < GRAD_RTOL, f"gradient {k}"
     if normalization is None:
         assert dgamma is None and dbeta is None
+
+
+def test_affine_norm_relu_batchnorm_updates_running_stats_and_test_mode_uses_them():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 4))
+    w = rng.standard_normal((4, 3))
+    b = rng.standard_normal(3)
+    gamma, beta = rng.uniform(0.5, 2.0, 3), rng.standard_normal(3)
+    bn_param = {"mode": "train", "momentum": 0.0}  # momentum 0: running = this batch's stats
+    affine_norm_relu_forward(x, w, b, gamma, beta, bn_param, "batchnorm")
+    a = x @ w + b
+    np.testing.assert_allclose(bn_param["running_mean"], a.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn_param["running_var"], a.var(axis=0), rtol=1e-12)
+
+    bn_param["mode"] = "test"
+    out, _ = affine_norm_relu_forward(x[:1], w, b, gamma, beta, bn_param, "batchnorm")
+    expected = np.maximum(gamma * (a[:1] - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + 1e-5)
+                          + beta, 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_affine_norm_relu_without_normalization_is_affine_relu():
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    dout = rng.standard_normal((5, 3))
+    out, cache = affine_norm_relu_forward(x, w, b, None, None, None, None)
+    ref_out, ref_cache = affine_relu_forward(x, w, b)
+    np.testing.assert_array_equal(out, ref_out)
+    *grads, dgamma, dbeta = affine_norm_relu_backward(dout, cache)
+    for g, ref in zip(grads, affine_relu_backward(dout, ref_cache)):
+        np.testing.assert_array_equal(g, ref)
+    assert dgamma is None and dbeta is None
