@@ -90,7 +90,10 @@ class Solver:
     One iteration draws a minibatch of batch_size examples WITH replacement (as CS231N), so
     an "epoch" is max(N_train // batch_size, 1) iterations, not a pass without repeats.
     Accuracies are checked, and appended to the histories, after the first iteration, at
-    the end of every epoch and after the last iteration: num_epochs + 1 entries.
+    the end of every epoch and after the last iteration (which ends the last epoch):
+    num_epochs + 1 entries, or num_epochs when an epoch is a single iteration. The first
+    check happens during epoch 0, so train_acc_history[e] is the accuracy after e epochs
+    in the usual case. loss_history has one entry per iteration.
 
     At the end of train(), model.params is replaced by (a copy of) best_params, the
     parameters with the best validation accuracy seen at a check. If the model keeps batch
