@@ -217,13 +217,15 @@ def adam(w, dw, config=None):
     scratch -= v
     scratch *= 1 - beta2
     v += scratch
-    # m_hat / (sqrt(v_hat) + epsilon), the bias corrections folded into two scalars.
+    # learning_rate * m_hat / (sqrt(v_hat) + epsilon) with the bias corrections moved into
+    # scalars (Kingma & Ba, section 2): with c1 = 1 - beta1**t and c2 = 1 - beta2**t it
+    # equals (learning_rate * sqrt(c2) / c1) * m / (sqrt(v) + epsilon * sqrt(c2)).
+    sqrt_c2 = math.sqrt(1 - beta2**t)
     np.sqrt(v, out=scratch)
-    scratch *= 1 / math.sqrt(1 - beta2**t)
-    scratch += epsilon
+    scratch += epsilon * sqrt_c2
     np.divide(m, scratch, out=scratch)
-    scratch *= learning_rate / (1 - beta1**t)
-    next_w = w - scratch
+    scratch *= learning_rate * sqrt_c2 / (1 - beta1**t)
+    next_w = np.subtract(w, scratch, out=scratch)  # the scratch array becomes next_w
     config["t"] = t
     return next_w, config
 
