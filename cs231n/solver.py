@@ -85,7 +85,8 @@ class Solver:
     - progress: show a tqdm progress bar over the iterations on stderr (default False).
       It is off by default because its rate and ETA change from run to run, which would
       make a notebook's stored outputs differ under nbval; turn it on for long interactive
-      runs with verbose=False. (Not in CS231N.)
+      runs with verbose=False (with verbose=True as well, the progress lines are printed
+      above the bar). (Not in CS231N.)
 
     One iteration draws a minibatch of batch_size examples WITH replacement (as CS231N), so
     an "epoch" is max(N_train // batch_size, 1) iterations, not a pass without repeats.
