@@ -312,8 +312,7 @@ def _replacement_lines(region):
         f'section "{region.section}"'
     )
     return [
-        f"{region.indent}# TODO: write this part of {region.function} "
-        f'(see {region.notebook}, section "{region.section}"), then delete the raise.',
+        f"{region.indent}# TODO: your code here, in place of this raise.",
         f"{region.indent}raise NotImplementedError({message!r})",
     ]
 

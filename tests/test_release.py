@@ -192,16 +192,14 @@ def test_python_regions_replaced_at_their_indentation(project):
     section = '"Scaling: forward pass"'
     assert (
         '        raise ValueError(f"factor: expected > 0, got {factor}")\n'
-        "    # TODO: write this part of scale_forward (see Guide.ipynb, section "
-        f"{section}), then delete the raise.\n"
+        "    # TODO: your code here, in place of this raise.\n"
         "    raise NotImplementedError('scale_forward: not implemented yet; see Guide.ipynb, "
         f"section {section}')\n"
         "    return out\n"
     ) in text
     assert (
         "        if x is not None:\n"
-        "            # TODO: write this part of Net.loss (see Guide.ipynb, section "
-        '"Scaling: backward pass"), then delete the raise.\n'
+        "            # TODO: your code here, in place of this raise.\n"
         "            raise NotImplementedError('Net.loss: not implemented yet; see Guide.ipynb, "
         "section \"Scaling: backward pass\"')\n"
         "        else:\n"
@@ -221,8 +219,7 @@ def test_notebook_regions_answers_and_outputs(project):
     assert nb.cells[4].source == (
         "def helper(v):\n"
         "    w = v + 1\n"
-        "    # TODO: write this part of helper (see Guide.ipynb, section \"Scaling: backward "
-        "pass\"), then delete the raise.\n"
+        "    # TODO: your code here, in place of this raise.\n"
         "    raise NotImplementedError('helper: not implemented yet; see Guide.ipynb, section "
         "\"Scaling: backward pass\"')\n"
         "    return w\n"
