@@ -714,6 +714,9 @@ def build_release(root, out=None, name=DEFAULT_NAME):
     Raises ReleaseError (and writes no release) when the tree or the result is not clean.
     """
     root = Path(root).resolve()
+    if not (root / "cs231n").is_dir():
+        # E.g. a non-editable install, where the package's parent is site-packages.
+        raise ReleaseError([f"--root {root}: not a project folder (no cs231n/ package in it)"])
     out = (root / DEFAULT_OUT if out is None else Path(out)).resolve()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ReleaseError([f"--name {name!r}: expected letters, digits, '.', '_' or '-'"])

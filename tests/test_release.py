@@ -447,6 +447,13 @@ def test_refuses_out_inside_the_source_tree(project):
     assert not (project / "cs231n" / "student").exists()
 
 
+def test_refuses_a_root_that_is_not_a_project(tmp_path):
+    (tmp_path / "site-packages" / "numpy").mkdir(parents=True)
+    with pytest.raises(release.ReleaseError, match=r"not a project folder \(no cs231n/"):
+        build(tmp_path / "site-packages")
+    assert list((tmp_path / "site-packages").iterdir()) == [tmp_path / "site-packages" / "numpy"]
+
+
 def test_refuses_a_directory_it_did_not_create(project, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
