@@ -527,8 +527,13 @@ def dropout_forward(x, dropout_param):
             seed = np.random.randint(2**63)
         rng = np.random.default_rng(seed)
         ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: forward pass")
-        # A bool array divided by p as a scalar of x's dtype: mask of x's dtype, one pass.
-        mask = (rng.random(x.shape) < p) / x.dtype.type(p)
+        u = rng.random(x.shape)  # float64 uniforms in [0, 1)
+        # (u < p) / p, built in u's buffer when x is float64 (1.0 / 0.0, then divided by p
+        # as a scalar of x's dtype): the literal expression allocates two more (N, D) arrays,
+        # and every large allocation costs a pass through freshly mapped memory.
+        keep = np.less(u, p, out=u)
+        mask = np.divide(keep, x.dtype.type(p), out=u if u.dtype == x.dtype else None,
+                         dtype=x.dtype)
         out = x * mask
         ### END SOLUTION
     else:
