@@ -221,11 +221,14 @@ def test_makefile_exports(tmp_path):
         "export PLAIN = 2\n"
         "export DERIVED := $(PYTHON)\n"
         "\texport INDENTED_RECIPE_LINE := 3\n"
+        "bench: export MALLOC_MMAP_THRESHOLD_ := 268435456\n"
+        "test: export ONLY_FOR_TEST := 1\n"
     )
     assert bench.makefile_exports(makefile) == {
         "OMP_NUM_THREADS": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PLAIN": "2",
+        "MALLOC_MMAP_THRESHOLD_": "268435456",
     }
     real = bench.makefile_exports()
     assert real["OPENBLAS_NUM_THREADS"] == "1" and real["OMP_NUM_THREADS"] == "1"
@@ -243,6 +246,37 @@ def test_interleaved_medians_times_every_function_in_every_round():
     assert set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
     # warm-up 1 + calibration 3 + 5 rounds of one call each (min_sample_s = 0)
     assert calls == {"a": 9, "b": 9}
+
+
+def test_notebook_rows_take_the_median_time_and_the_largest_memory(monkeypatch, tmp_path):
+    (tmp_path / "BatchNormalization.ipynb").write_text("{}")
+    (tmp_path / "Dropout.ipynb").write_text("{}")
+    runs = {"BatchNormalization.ipynb": iter([(130.0, 400), (100.0, 420), (110.0, 390)]),
+            "Dropout.ipynb": iter([RuntimeError("Dropout.ipynb failed (exit 1):\nboom")])}
+
+    def fake_run(path, env):
+        result = next(runs[Path(path).name])
+        if isinstance(result, Exception):
+            raise result
+        return {"wall_s": result[0], "peak_rss_mib": result[1]}
+
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    monkeypatch.setattr(bench.notebook_run, "run", fake_run)
+    bn, dropout = bench.time_notebooks(3, lambda message: None)
+
+    assert bn == {"notebook": "BatchNormalization.ipynb", "target_s": 120.0, "runs": 3,
+                  "wall_s": 110.0, "peak_rss_mib": 420, "met": True, "error": None}
+    assert dropout["wall_s"] is None and dropout["met"] is None
+    assert dropout["error"].endswith("boom")
+    header, body = bench.notebook_table([bn, dropout])
+    assert body[0][-1] == "met"
+    assert body[1][2] == "Dropout.ipynb failed (exit 1):"  # one line in the table
+
+
+def test_a_missing_notebook_is_reported(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    rows = bench.time_notebooks(1, lambda message: None)
+    assert [r["error"] for r in rows] == ["not found", "not found"]
 
 
 def test_notebook_runner_uses_a_copy_and_reports_time_and_memory(tmp_path):
