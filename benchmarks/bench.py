@@ -316,17 +316,18 @@ resident memory of the kernel, each run on a temporary copy with the Makefile's 
 
 def report(results, table_format):
     machine = results["machine"]
-    lines = []
-    title = "# Benchmark" if table_format == "markdown" else "Benchmark"
-    lines += [title, "", f"Machine: {machine['description']}",
-              f"Environment: {machine['env'] or '(no thread/malloc variables set)'}",
-              f"Copy bandwidth (np.copyto, {machine['copy_mib']} MiB arrays, bytes read + written): "
-              f"{machine['copy_bandwidth_gb_s']:.1f} GB/s",
-              f"Repeats: {results['repeats']} rounds per figure (median)."]
+    markdown = table_format == "markdown"
+    facts = [f"Machine: {machine['description']}",
+             f"Environment: {machine['env'] or '(no thread/malloc variables set)'}",
+             f"Copy bandwidth (np.copyto, {machine['copy_mib']} MiB arrays, bytes read + "
+             f"written): {machine['copy_bandwidth_gb_s']:.1f} GB/s",
+             f"Repeats: {results['repeats']} rounds per figure (median)."]
     if results["torch_skipped"]:
-        lines.append(f"PyTorch comparisons skipped: {results['torch_skipped']}.")
+        facts.append(f"PyTorch comparisons skipped: {results['torch_skipped']}.")
+    lines = ["## Benchmark results" if markdown else "Benchmark", ""]
+    lines += [f"- {fact}" for fact in facts] if markdown else facts
     lines.append("")
-    table = markdown_table if table_format == "markdown" else text_table
+    table = markdown_table if markdown else text_table
     lines += [table(*layer_table(results["rows"])), ""]
     if results["notebooks"]:
         lines += [table(*notebook_table(results["notebooks"])), ""]
