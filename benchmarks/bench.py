@@ -355,6 +355,9 @@ def main(argv=None):
     except BenchmarkError as error:
         log(f"correctness check failed, nothing timed: {error}")
         return 2
+    except NotImplementedError as error:  # the student release, before the layers are written
+        log(f"a layer is not implemented yet, nothing timed: NotImplementedError: {error}")
+        return 2
 
     # Each array far beyond the caches (256 MiB) in a full run, so the floor is DRAM's.
     copy_mib = 8 if args.quick else 256
