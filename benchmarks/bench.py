@@ -1,6 +1,6 @@
 """Speed and memory benchmark of the layers, the training iteration and the notebooks.
 
-    make bench                                   # the full run (about 6 minutes)
+    make bench                                   # the full run (2-3 minutes here)
     .venv/bin/python benchmarks/bench.py --no-notebooks --markdown results.md
     .venv/bin/python benchmarks/bench.py --quick # tiny shapes, no notebooks: a smoke test
 
