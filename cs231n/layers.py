@@ -87,6 +87,18 @@ def _check_dout(dout, expected_shape):
     return check_shape(dout, "dout", expected_shape)
 
 
+def _unpack_norm_cache(dout, cache, producer):
+    """Check a batch/layer norm cache and dout; return (x_hat, inv_std, gamma).
+
+    The three normalization backwards read the same named cache (see batchnorm_forward),
+    so they share this check: a wrong cache or a dout of another shape is refused here.
+    """
+    _check_cache(cache, producer, ("x_hat", "inv_std", "gamma"))
+    x_hat = cache["x_hat"]
+    _check_dout(dout, x_hat.shape)
+    return x_hat, cache["inv_std"], cache["gamma"]
+
+
 def _check_norm_inputs(x, gamma, beta):
     """x: (N, D); gamma, beta: (D,). Returns (N, D)."""
     check_array(x, "x", ndim=2, shape_doc="(N, D)", floating=True)
@@ -336,9 +348,7 @@ def batchnorm_backward(dout, cache):
     - dgamma: (D,) = sum over N of dout * x_hat
     - dbeta: (D,) = sum over N of dout
     """
-    _check_cache(cache, "batchnorm_forward in train mode", ("x_hat", "inv_std", "gamma"))
-    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
-    _check_dout(dout, x_hat.shape)
+    x_hat, inv_std, gamma = _unpack_norm_cache(dout, cache, "batchnorm_forward in train mode")
     N = dout.shape[0]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: backward pass")
@@ -376,9 +386,7 @@ def batchnorm_backward_alt(dout, cache):
 
     Inputs and returns as batchnorm_backward.
     """
-    _check_cache(cache, "batchnorm_forward in train mode", ("x_hat", "inv_std", "gamma"))
-    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
-    _check_dout(dout, x_hat.shape)
+    x_hat, inv_std, gamma = _unpack_norm_cache(dout, cache, "batchnorm_forward in train mode")
     N = dout.shape[0]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: alternative backward pass")
@@ -458,9 +466,7 @@ def layernorm_backward(dout, cache):
 
     Returns (dx, dgamma, dbeta): (N, D), (D,), (D,).
     """
-    _check_cache(cache, "layernorm_forward", ("x_hat", "inv_std", "gamma"))
-    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
-    _check_dout(dout, x_hat.shape)
+    x_hat, inv_std, gamma = _unpack_norm_cache(dout, cache, "layernorm_forward")
     D = dout.shape[1]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Layer normalization: implementation")
