@@ -51,6 +51,14 @@ ZIP_COMMENT = b"cs231n submission (python -m cs231n.submission)"
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MATHJAX_JS = Path("/usr/share/javascript/mathjax/MathJax.js")
 INSTALL_HINT = "sudo apt-get install chromium libjs-mathjax"
+# nbconvert's own rules are specific (.jp-OutputArea-output pre, ...), hence !important.
+# Code is wrapped rather than cut off at the page edge.
+_PRINT_CSS = (
+    "<style>@media print {"
+    " pre { font-size: 72% !important; }"
+    " .jp-InputArea pre { white-space: pre-wrap !important; }"
+    " }</style>"
+)
 # Headless print: no sandbox (it refuses to start as root otherwise), no first-run or
 # network chatter, and time for MathJax to typeset before the page is printed.
 BROWSER_FLAGS = (
@@ -236,7 +244,9 @@ def _notebook_html(nb_path, mathjax_js):
     )
     nb = nbformat.read(nb_path, as_version=4)
     body, _ = HTMLExporter(config=config).from_notebook_node(nb)
-    return body
+    # A printed page is narrower than a notebook window: smaller monospace text keeps the
+    # notebooks' printed tables (up to about 100 columns) at one line per row.
+    return body.replace("</head>", _PRINT_CSS + "</head>", 1)
 
 
 def make_pdf(root, workdir, browser, mathjax_js):
