@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from cs231n.validation import check_array, check_shape
+from cs231n.validation import check_array, check_positive_int, check_shape
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
 
@@ -197,13 +197,7 @@ def adam(w, dw, config=None):
     epsilon = _hyper(config, "epsilon", 1e-8, 0.0, math.inf, low_open=True, high_open=True)
     m = _state(config, "m", w)
     v = _state(config, "v", w)
-    t = config.setdefault("t", 0)
-    if type(t) is not int:
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-            raise TypeError(f"config['t']: expected an integer, got {type(t).__name__}")
-        t = int(t)
-    if t < 0:
-        raise ValueError(f"config['t']: expected an integer >= 0, got {t!r}")
+    t = check_positive_int(config.setdefault("t", 0), "config['t']", minimum=0)
 
     t += 1
     # The equations above, rearranged to work in place in m, v and ONE scratch array:
