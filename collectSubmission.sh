@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Check the notebooks and answers, then zip notebooks + code + one PDF of the notebooks.
-# Everything happens in python -m cs231n.submission (run with --help for the options);
+# Everything happens in python -m student_tools.submission (run with --help for the options);
 # its exit status is passed on: 0 done, 1 refused (reasons listed), 2 zip without PDF.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=.venv/bin/python
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" -m cs231n.submission "$@"
+exec "$PYTHON" -m student_tools.submission "$@"

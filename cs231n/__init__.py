@@ -7,5 +7,9 @@ Modules, one job each:
 - ``classifiers.fc_net``  the fully-connected network that wires them
 - ``optim``, ``solver``   update rules and the training loop
 - ``gradient_check``  numerical gradients and ``rel_error``
-- ``data_utils``      loading CIFAR-10;  ``cifar10_setup`` installs it
+- ``data_utils``      loading CIFAR-10
+- ``check``           the self-check: ``python -m cs231n.check``
+
+The tools beside this package are not part of a student's work: ``student_tools``
+(installing CIFAR-10, packing a submission) and ``instructor_tools`` (release, grading).
 """

@@ -11,7 +11,7 @@ and restores it afterwards (also if f raises), so f must read x afresh on each c
 
 import numpy as np
 
-from .validation import check_array, check_positive_finite, check_positive_int, check_shape
+from cs231n.validation import check_array, check_positive_finite, check_positive_int, check_shape
 
 def _perturbed(f, x, ix, h):
     """(f(x + h e_ix), f(x - h e_ix)) with x[ix] restored afterwards."""

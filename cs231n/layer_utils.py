@@ -7,7 +7,7 @@ Dropout is not part of a sandwich: FullyConnectedNet applies dropout_forward to 
 sandwich's output itself, so every hidden layer reads as
 ``affine_norm_relu_forward`` then, if enabled, ``dropout_forward``.
 """
-from .layers import (
+from cs231n.layers import (
     affine_backward,
     affine_forward,
     batchnorm_backward_alt,
@@ -17,7 +17,7 @@ from .layers import (
     relu_backward,
     relu_forward,
 )
-from .validation import check_choice
+from cs231n.validation import check_choice
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 

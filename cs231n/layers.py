@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .validation import (
+from cs231n.validation import (
     check_array,
     check_mode,
     check_positive_finite,

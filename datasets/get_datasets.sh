@@ -6,7 +6,7 @@
 #   CIFAR10_ARCHIVE=PATH bash datasets/get_datasets.sh  # the same, as `make data` passes it
 #   bash datasets/get_datasets.sh --help                # all options
 #
-# All the logic (checksums, safe unpacking, validation) is in cs231n/cifar10_setup.py.
+# All the logic (checksums, safe unpacking, validation) is in student_tools/cifar10_setup.py.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,4 +20,4 @@ fi
 # the caller's directory (another assignment's) from shadowing this project's.
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONSAFEPATH=1
-exec "$PYTHON" -m cs231n.cifar10_setup "$@"
+exec "$PYTHON" -m student_tools.cifar10_setup "$@"

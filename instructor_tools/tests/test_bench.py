@@ -1,4 +1,4 @@
-"""The benchmark (benchmarks/bench.py) keeps working: its correctness checks stop it on
+"""The benchmark (instructor_tools/benchmarks/bench.py) keeps working: its correctness checks stop it on
 a wrong layer before anything is timed, and a tiny timing pass (--quick) produces the
 documented structure. Times are never asserted: they depend on the machine and its load.
 """
@@ -14,8 +14,8 @@ import pytest
 
 import cs231n.layers
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = ROOT / "benchmarks"
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = ROOT / "instructor_tools" / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 import bench  # noqa: E402

@@ -1,8 +1,8 @@
 """Speed and memory benchmark of the layers, the training iteration and the notebooks.
 
     make bench                                   # the full run (2-3 minutes here)
-    .venv/bin/python benchmarks/bench.py --no-notebooks --markdown results.md
-    .venv/bin/python benchmarks/bench.py --quick # tiny shapes, no notebooks: a smoke test
+    .venv/bin/python instructor_tools/benchmarks/bench.py --no-notebooks --markdown results.md
+    .venv/bin/python instructor_tools/benchmarks/bench.py --quick # tiny shapes, no notebooks: a smoke test
 
 In one process: the numerical checks (numpy staged vs simplified batch-norm backward,
 numpy vs PyTorch outputs and gradients, the training step vs torch.nn + torch.optim.Adam)
@@ -23,7 +23,7 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_TARGETS_S = {"BatchNormalization.ipynb": 120.0, "Dropout.ipynb": 60.0}
 
 

@@ -1,6 +1,6 @@
 """Generate the student release: solution code and answers replaced, outputs cleared.
 
-    python -m cs231n.release [--out DIR] [--name NAME] [--root DIR]
+    python -m instructor_tools.release [--out DIR] [--name NAME] [--root DIR]
 
 writes DIR/NAME/ (default release/cs231n-student/) and DIR/NAME.zip.
 
@@ -14,7 +14,7 @@ that leaves out .venv, the installed data set, release/ and caches):
   section "<section>"")``. <section> must be a markdown heading of <notebook>.
 - In notebook markdown cells, the text between ``<!-- BEGIN ANSWER -->`` and
   ``<!-- END ANSWER -->`` becomes ANSWER_PROMPT; the two marker lines stay, so that
-  ``cs231n.submission`` can find the student's answer.
+  ``student_tools.submission`` can find the student's answer.
 - Notebook outputs, execution counts and timing metadata are cleared.
 
 Nothing is written unless every marker in the tree is well formed: markers are paired and
@@ -45,21 +45,17 @@ from pathlib import Path
 
 import nbformat
 
-# Marker grammar. The words are split so that no line of this file reads as a marker.
-_SOLUTION = "SOLUTION"
-SOLUTION_BEGIN_RE = re.compile(
-    r"^(?P<indent>[ \t]*)### BEGIN " + _SOLUTION
-    + r' \((?P<notebook>[^:()"]+\.ipynb): "(?P<section>[^"]+)"\)[ \t]*$'
+from student_tools.markers import (
+    ANSWER_BEGIN,
+    ANSWER_END,
+    ANSWER_PROMPT,
+    ANSWER_WORD_RE as _ANSWER_WORD_RE,
+    SOLUTION_BEGIN_RE,
+    SOLUTION_BEGIN_TEMPLATE,
+    SOLUTION_END,
+    SOLUTION_END_RE,
+    SOLUTION_WORD_RE as _SOLUTION_WORD_RE,
 )
-SOLUTION_END_RE = re.compile(r"^(?P<indent>[ \t]*)### END " + _SOLUTION + r"[ \t]*$")
-# A comment that mentions a marker but does not parse as one is an error, not code.
-_SOLUTION_WORD_RE = re.compile(r"\b(BEGIN|END)[ _]" + _SOLUTION + r"\b", re.IGNORECASE)
-
-ANSWER_BEGIN = "<!-- BEGIN " + "ANSWER -->"
-ANSWER_END = "<!-- END " + "ANSWER -->"
-_ANSWER_WORD_RE = re.compile(r"\b(BEGIN|END)[ _]ANSWER\b", re.IGNORECASE)
-# What the student finds between the answer markers; cs231n.submission refuses it.
-ANSWER_PROMPT = "*Your answer:* (write here)"
 
 DEFAULT_OUT = "release"
 DEFAULT_NAME = "cs231n-student"
@@ -164,8 +160,7 @@ def _pair_solution_markers(marker_lines, path, cell, problems):
         else:
             problems.append(
                 f"{where} line {lineno}: malformed solution marker {line.strip()!r}; expected "
-                f"'### BEGIN {_SOLUTION} (<notebook>.ipynb: \"<section>\")' or "
-                f"'### END {_SOLUTION}'"
+                f"'{SOLUTION_BEGIN_TEMPLATE}' or '{SOLUTION_END}'"
             )
     if open_region is not None:
         problems.append(
@@ -703,7 +698,7 @@ def _check_out_dir(root, out):
             raise ReleaseError([f"--out {out}: exists and is not a directory"])
         if not (out / OUT_MARKER).is_file() and any(out.iterdir()):
             raise ReleaseError([
-                f"--out {out}: exists, is not empty and was not created by cs231n.release "
+                f"--out {out}: exists, is not empty and was not created by instructor_tools.release "
                 f"(no {OUT_MARKER} file in it); choose another directory"
             ])
 
@@ -724,7 +719,7 @@ def build_release(root, out=None, name=DEFAULT_NAME):
     plan = plan_release(root, skip_dirs=[out])
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / OUT_MARKER).write_text("created by python -m cs231n.release\n")
+    (out / OUT_MARKER).write_text("created by python -m instructor_tools.release\n")
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=out))
     try:
         staged_dir = staging / name
@@ -750,7 +745,7 @@ def build_release(root, out=None, name=DEFAULT_NAME):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m cs231n.release",
+        prog="python -m instructor_tools.release",
         description="Write the student version of the project: solution regions replaced "
         "by NotImplementedError, answers by a prompt, notebook outputs cleared.",
     )

@@ -1,6 +1,6 @@
 """End-to-end execution time and peak memory of a notebook, run on a temporary copy.
 
-    python benchmarks/notebook_run.py NOTEBOOK_COPY      (used by bench.py)
+    python instructor_tools/benchmarks/notebook_run.py NOTEBOOK_COPY      (used by bench.py)
 
 The committed notebook is never touched: ``run`` copies it into a temporary directory and
 executes the copy in a child process, which starts the kernel (in that directory) as ITS

@@ -1,4 +1,4 @@
-"""Check and pack a submission: ``python -m cs231n.submission`` (or ``collectSubmission.sh``).
+"""Check and pack a submission: ``python -m student_tools.submission`` (or ``collectSubmission.sh``).
 
 Refuses, listing every reason at once (exit status 1, nothing written), when
 - a required file is missing (both notebooks and the package files you implement in);
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-from cs231n.release import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
 NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
 # The package files holding the parts students write (the solution regions).
@@ -46,7 +46,7 @@ DEFAULT_ZIP = "cs231n_submission.zip"
 NOTEBOOKS_PDF = "notebooks.pdf"
 MANIFEST = "MANIFEST"
 # Written as the zip comment: marks a zip this command may replace.
-ZIP_COMMENT = b"cs231n submission (python -m cs231n.submission)"
+ZIP_COMMENT = b"cs231n submission (python -m student_tools.submission)"
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MATHJAX_JS = Path("/usr/share/javascript/mathjax/MathJax.js")
@@ -347,7 +347,7 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m cs231n.submission",
+        prog="python -m student_tools.submission",
         description="Check that both notebooks were run top to bottom without errors and "
         "that every answer is written, then pack the notebooks, your code and one PDF of "
         "the notebooks into a zip. Exit status: 0 done, 1 refused (nothing written), "

@@ -1,4 +1,4 @@
-"""Tests of the CIFAR-10 installer (cs231n/cifar10_setup.py, datasets/get_datasets.sh).
+"""Tests of the CIFAR-10 installer (student_tools/cifar10_setup.py, datasets/get_datasets.sh).
 
 Layout of every test: archives in tmp_path/archives, the target
 tmp_path/datasets/cifar-10-batches-py, and next to it a file of the user's that must
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from cifar_archives import ESCAPES, batch_bytes, touch_command
-from cs231n import cifar10_setup
-from cs231n.cifar10_setup import main
+from student_tools import cifar10_setup
+from student_tools.cifar10_setup import main
 from cs231n.data_utils import load_CIFAR10
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 USER_FILE = "my_notes.txt"
 USER_TEXT = "the user's own file: never touched\n"
 REQUIRED = ["batches.meta", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",

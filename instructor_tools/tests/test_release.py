@@ -1,4 +1,4 @@
-"""Tests of the student-release generator (cs231n.release).
+"""Tests of the student-release generator (instructor_tools.release).
 
 Two kinds:
 - on fixture projects built in tmp_path: marker handling, refusals, leak check, output
@@ -23,10 +23,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cs231n import release, submission
-from cs231n.release import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from instructor_tools import release
+from student_tools import submission
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 B = "### BEGIN " + "SOLUTION"  # split: this file holds no marker of its own
 E = "### END " + "SOLUTION"
 
@@ -458,7 +459,7 @@ def test_refuses_a_directory_it_did_not_create(project, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious\n")
-    with pytest.raises(release.ReleaseError, match=r"was not created by cs231n.release"):
+    with pytest.raises(release.ReleaseError, match=r"was not created by instructor_tools.release"):
         build(project, out=foreign)
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 

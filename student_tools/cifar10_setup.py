@@ -2,9 +2,9 @@
 
 Usage (``datasets/get_datasets.sh`` and ``make data`` are thin wrappers around this)::
 
-    python -m cs231n.cifar10_setup                       # download the official archive
-    python -m cs231n.cifar10_setup --archive PATH        # offline, from a local copy
-    CIFAR10_ARCHIVE=PATH python -m cs231n.cifar10_setup  # the same, as `make data` gets it
+    python -m student_tools.cifar10_setup                       # download the official archive
+    python -m student_tools.cifar10_setup --archive PATH        # offline, from a local copy
+    CIFAR10_ARCHIVE=PATH python -m student_tools.cifar10_setup  # the same, as `make data` gets it
 
 What it guarantees:
 

@@ -1,4 +1,4 @@
-"""Tests of cs231n.submission and collectSubmission.sh on fixture projects in tmp_path.
+"""Tests of student_tools.submission and collectSubmission.sh on fixture projects in tmp_path.
 
 The PDF test needs a real Chromium and Debian's libjs-mathjax; it is skipped without
 them unless REQUIRE_PDF_TOOLS=1 (CI sets it), where their absence is a failure.
@@ -16,10 +16,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cs231n import submission
-from cs231n.release import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from student_tools import submission
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MATH = r"Normalize: $\hat{x} = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}$ and" "\n\n" \
        r"$$\frac{\partial L}{\partial \gamma} = \sum_i dout_i \hat{x}_i$$"
 
@@ -63,9 +63,11 @@ def project(tmp_path):
     root = tmp_path / "assignment"
     pkg = root / "cs231n"
     (pkg / "classifiers").mkdir(parents=True)
-    # The real tools, so that collectSubmission.sh runs this tree's own package.
-    for rel in ("__init__.py", "release.py", "submission.py"):
-        shutil.copy(REPO / "cs231n" / rel, pkg / rel)
+    # The real tools, so that collectSubmission.sh runs this tree's own packer.
+    shutil.copy(REPO / "cs231n" / "__init__.py", pkg / "__init__.py")
+    (root / "student_tools").mkdir()
+    for rel in ("__init__.py", "markers.py", "submission.py"):
+        shutil.copy(REPO / "student_tools" / rel, root / "student_tools" / rel)
     shutil.copy(REPO / "collectSubmission.sh", root / "collectSubmission.sh")
     (pkg / "layers.py").write_text("def batchnorm_forward(x):\n    return x\n")
     (pkg / "classifiers" / "__init__.py").write_text("")
@@ -251,8 +253,6 @@ PACKED = [
     "cs231n/classifiers/__init__.py",
     "cs231n/classifiers/fc_net.py",
     "cs231n/layers.py",
-    "cs231n/release.py",
-    "cs231n/submission.py",
 ]
 
 

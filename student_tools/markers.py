@@ -1,0 +1,31 @@
+"""The marker grammar shared by the release builder, the submission packer and the grader.
+
+Solution regions (package ``.py`` files and notebook code cells)::
+
+    ### BEGIN SOLUTION (<notebook>.ipynb: "<section>")
+    ... the solution's statements ...
+    ### END SOLUTION
+
+Answer regions (notebook markdown cells): the lines between ANSWER_BEGIN and ANSWER_END.
+In the student release they hold ANSWER_PROMPT, which a submission must replace.
+
+The marker words are assembled from parts so that no line of this file reads as a marker.
+"""
+import re
+
+_SOLUTION = "SOLUTION"
+SOLUTION_BEGIN_RE = re.compile(
+    r"^(?P<indent>[ \t]*)### BEGIN " + _SOLUTION
+    + r' \((?P<notebook>[^:()"]+\.ipynb): "(?P<section>[^"]+)"\)[ \t]*$'
+)
+SOLUTION_END_RE = re.compile(r"^(?P<indent>[ \t]*)### END " + _SOLUTION + r"[ \t]*$")
+# A comment that mentions a marker but does not parse as one is an error, not code.
+SOLUTION_WORD_RE = re.compile(r"\b(BEGIN|END)[ _]" + _SOLUTION + r"\b", re.IGNORECASE)
+SOLUTION_BEGIN_TEMPLATE = '### BEGIN ' + _SOLUTION + ' (<notebook>.ipynb: "<section>")'
+SOLUTION_END = "### END " + _SOLUTION
+
+ANSWER_BEGIN = "<!-- BEGIN " + "ANSWER -->"
+ANSWER_END = "<!-- END " + "ANSWER -->"
+ANSWER_WORD_RE = re.compile(r"\b(BEGIN|END)[ _]ANSWER\b", re.IGNORECASE)
+# What the student finds between the answer markers; the submission packer refuses it.
+ANSWER_PROMPT = "*Your answer:* (write here)"
