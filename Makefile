@@ -24,7 +24,7 @@ export MKL_NUM_THREADS := 1
 # The same backend whether a notebook runs under nbconvert, nbval or JupyterLab.
 export MPLBACKEND := module://matplotlib_inline.backend_inline
 
-.PHONY: venv data notebooks test lab check release bench
+.PHONY: venv data notebooks test test-notebooks lab check release bench grade
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: data
 	$(BIN)/python -m pytest $(TEST_DIRS) $(NOTEBOOKS) --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# The notebooks alone under nbval (CI runs it again with OPENBLAS_CORETYPE=Haswell).
+test-notebooks: data
+	$(BIN)/python -m pytest $(NOTEBOOKS) --nbval --nbval-current-env -p no:cacheprovider \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg
+
 lab: data
 	$(BIN)/jupyter lab $(NOTEBOOKS)
 
@@ -61,3 +66,7 @@ release: $(STAMP)
 
 bench: data
 	$(BIN)/python instructor_tools/benchmarks/bench.py
+
+# Instructors: grade a folder of submission zips (see python -m instructor_tools.grade --help).
+grade: data
+	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
