@@ -5,7 +5,20 @@ From a notebook cell::
     from cs231n.check import run_checks
     run_checks(["batchnorm_forward"])
 
-prints one row per piece (piece | PASS/FAIL | hint) and returns a CheckReport.
+prints one row per piece (piece | PASS/FAIL | hint) and returns a CheckReport. The
+pieces, in the order the notebooks teach them; each needs only what comes before it:
+
+    batchnorm_forward, batchnorm_backward, batchnorm_backward_alt,
+    network_batchnorm   FullyConnectedNet without normalization and with batch norm
+    layernorm           layernorm_forward and layernorm_backward
+    network_layernorm   FullyConnectedNet with layer norm
+    dropout             dropout_forward and dropout_backward
+    network_dropout     FullyConnectedNet with dropout, alone and with each normalization
+    network             the three network pieces in one row
+
+A piece not written yet shows FAIL with the function and the notebook section to read.
+A PASS hint reads the same on every machine (no measured digits; they are in
+CheckResult.measured).
 
 Every check uses only properties the documented conventions imply and numerical
 gradients (cs231n.gradient_check), never a second implementation of the solution: this
@@ -41,14 +54,19 @@ GRAD_TOL = 1e-7
 NETWORK_GRAD_TOL = 1e-6
 GRAD_FLOOR = 1e-3  # gradients smaller than this everywhere count as 0 (rounding noise)
 
-# Where each piece is taught, for hints when the exception does not say.
+# Where each piece is taught, for hints when the exception does not say (the release's
+# stubs do say: "<function>: not implemented yet; see <notebook>, section ...").
+_BN = "BatchNormalization.ipynb"
 _NOTEBOOK = {
-    "batchnorm_forward": "BatchNormalization.ipynb",
-    "batchnorm_backward": "BatchNormalization.ipynb",
-    "batchnorm_backward_alt": "BatchNormalization.ipynb",
-    "layernorm": "BatchNormalization.ipynb",
-    "dropout": "Dropout.ipynb",
-    "network": "BatchNormalization.ipynb and Dropout.ipynb",
+    "batchnorm_forward": f'{_BN}, section "Batch normalization: forward pass"',
+    "batchnorm_backward": f'{_BN}, section "Batch normalization: backward pass"',
+    "batchnorm_backward_alt": f'{_BN}, section "Batch normalization: alternative backward pass"',
+    "network_batchnorm": f'{_BN}, section "Fully connected networks with batch normalization"',
+    "layernorm": f'{_BN}, section "Layer normalization: implementation"',
+    "network_layernorm": f'{_BN}, section "Layer normalization: implementation"',
+    "dropout": 'Dropout.ipynb, sections "Dropout: forward pass" and "Dropout: backward pass"',
+    "network_dropout": 'Dropout.ipynb, section "Fully connected networks with dropout"',
+    "network": f"{_BN} and Dropout.ipynb",
 }
 
 
@@ -62,6 +80,10 @@ class CheckResult:
     passed: bool
     hint: str
     error: BaseException | None = None  # the exception raised by the student's code, if any
+    # What a passing check measured, e.g. {"dx": 1.2e-10}: the largest gradient errors.
+    # Kept out of the hint, whose text must not depend on the machine's floating-point
+    # rounding (a notebook stores the printed table and compares it on other CPUs).
+    measured: dict | None = None
 
 
 @dataclass
@@ -149,8 +171,10 @@ def _grad_errors(named_pairs, tol, context=""):
     return errors
 
 
-def _summary(errors):
-    return "rel errors " + ", ".join(f"{k} {v:.0e}" for k, v in errors.items())
+def _summary(errors, tol=GRAD_TOL):
+    """The verdict on gradient errors in words that do not change from CPU to CPU."""
+    verb = "matches" if len(errors) == 1 else "match"
+    return f"{', '.join(errors)} {verb} centred differences (rel error < {tol:.0e})"
 
 
 def _norm_data(rng, N, D):
@@ -297,7 +321,7 @@ def _check_bn_backward(backward_name):
         )
         for k, v in errors.items():
             all_errors[k] = max(all_errors.get(k, 0.0), v)
-    return _summary(all_errors)
+    return _summary(all_errors) + " (2 shapes)", all_errors
 
 
 def check_batchnorm_backward():
@@ -365,7 +389,7 @@ def check_layernorm():
         )
         for k, v in errors.items():
             all_errors[k] = max(all_errors.get(k, 0.0), v)
-    return "per-example statistics as documented; " + _summary(all_errors)
+    return "per-example statistics as documented; " + _summary(all_errors), all_errors
 
 
 # ---------------------------------------------------------------------------
@@ -438,7 +462,7 @@ def check_dropout():
         lambda v: forward(v, param)[0], small.copy(), dout
     )
     errors = _grad_errors([("dx", dx, numerical)], GRAD_TOL)
-    return "kept fraction ~ p, kept units x / p, test identity; " + _summary(errors)
+    return "kept fraction ~ p, kept units x / p, test identity; " + _summary(errors), errors
 
 
 # ---------------------------------------------------------------------------
@@ -501,12 +525,12 @@ def _check_network_gradients(net_class, normalization, keep, rng):
     return max(errors.values())
 
 
-def _check_network_reg(net_class, rng):
+def _check_network_reg(net_class, rng, normalization):
     N, D, H, C, reg = 5, 6, 7, 4, 0.7
     X = rng.standard_normal((N, D))
     y = rng.integers(C, size=N)
-    model = net_class([H], input_dim=D, num_classes=C, reg=0.0, weight_scale=5e-1,
-                      dtype=np.float64, seed=5)
+    model = net_class([H], input_dim=D, num_classes=C, normalization=normalization, reg=0.0,
+                      weight_scale=5e-1, dtype=np.float64, seed=5)
     loss0, grads0 = model.loss(X, y)
     model.reg = reg
     loss_reg, grads_reg = model.loss(X, y)
@@ -514,41 +538,89 @@ def _check_network_reg(net_class, rng):
     penalty = 0.5 * reg * sum(float(np.sum(model.params[k] ** 2)) for k in weights)
     if not math.isclose(loss_reg - loss0, penalty, rel_tol=1e-9):
         raise CheckFailed(
-            f"loss with reg = {reg} exceeds the loss with reg = 0 by {loss_reg - loss0:.4g}, "
-            f"expected 0.5 * reg * sum(W**2) over the weights = {penalty:.4g}"
+            f"loss with reg = {reg} exceeds the loss with reg = 0 by {loss_reg - loss0:.4g} "
+            f"(normalization={normalization!r}), expected 0.5 * reg * sum(W**2) over the weights = {penalty:.4g}"
         )
     for k in model.params:
         expected = grads0[k] + (reg * model.params[k] if k.startswith("W") else 0.0)
         if not np.allclose(grads_reg[k], expected, rtol=1e-9, atol=1e-12):
             raise CheckFailed(
-                f"grads[{k!r}] with reg = {reg} is not the reg = 0 gradient "
+                f"grads[{k!r}] with reg = {reg} and normalization={normalization!r} is not "
+                f"the reg = 0 gradient "
                 f"{'+ reg * ' + k if k.startswith('W') else '(only weights are penalized)'}"
             )
 
 
-def check_network():
+def _check_network_piece(configurations, rng, reg_normalizations):
+    """Gradient checks of the (normalization, keep) configurations, then the L2 term."""
     net_class = _network_class()
-    rng = np.random.default_rng(235)
     worst = 0.0
-    for normalization, keep in ((None, 1), ("batchnorm", 1), ("layernorm", 1),
-                                (None, 0.5), ("batchnorm", 0.75), ("layernorm", 0.75)):
+    for normalization, keep in configurations:
         worst = max(worst, _check_network_gradients(net_class, normalization, keep, rng))
-    _check_network_reg(net_class, rng)
-    return f"6 configurations, worst rel error {worst:.0e}; L2 term 0.5 * reg * sum(W**2)"
+    for normalization in reg_normalizations:
+        _check_network_reg(net_class, rng, normalization)
+    described = ", ".join(
+        (n or "no normalization") + ("" if k == 1 else f" + dropout keep p = {k}")
+        for n, k in configurations
+    )
+    hint = (f"{described}: gradients match centred differences (rel error < "
+            f"{NETWORK_GRAD_TOL:.0e}); L2 term 0.5 * reg * sum(W**2)")
+    return hint, {"worst rel error": worst}
+
+
+def check_network_batchnorm():
+    """The network without normalization and with batch norm; no layer norm, no dropout."""
+    return _check_network_piece(((None, 1), ("batchnorm", 1)), np.random.default_rng(235),
+                                (None, "batchnorm"))
+
+
+def check_network_layernorm():
+    return _check_network_piece((("layernorm", 1),), np.random.default_rng(236),
+                                ("layernorm",))
+
+
+def check_network_dropout():
+    """Dropout alone and combined with each normalization."""
+    return _check_network_piece(((None, 0.5), ("batchnorm", 0.75), ("layernorm", 0.75)),
+                                np.random.default_rng(237), (None,))
+
+
+_NETWORK_PIECES = ("network_batchnorm", "network_layernorm", "network_dropout")
+
+
+def check_network():
+    """All three network pieces (the name the self-check had before they were split)."""
+    worst = 0.0
+    for piece in _NETWORK_PIECES:
+        try:
+            _, measured = PIECES[piece]()
+        except CheckFailed as exc:
+            raise CheckFailed(f"{piece}: {exc}") from None
+        worst = max(worst, measured["worst rel error"])
+    hint = (f"{', '.join(_NETWORK_PIECES)}: gradients match centred differences (rel error "
+            f"< {NETWORK_GRAD_TOL:.0e}); L2 term 0.5 * reg * sum(W**2)")
+    return hint, {"worst rel error": worst}
 
 
 # ---------------------------------------------------------------------------
 # Running the checks
 # ---------------------------------------------------------------------------
 
+# In the order the notebooks teach them: each piece needs only what comes before it
+# (network_batchnorm runs no layer norm and no dropout code).
 PIECES = {
     "batchnorm_forward": check_batchnorm_forward,
     "batchnorm_backward": check_batchnorm_backward,
     "batchnorm_backward_alt": check_batchnorm_backward_alt,
+    "network_batchnorm": check_network_batchnorm,
     "layernorm": check_layernorm,
+    "network_layernorm": check_network_layernorm,
     "dropout": check_dropout,
-    "network": check_network,
+    "network_dropout": check_network_dropout,
+    "network": check_network,  # all three network pieces in one row
 }
+# What run_checks() and ``python -m cs231n.check`` run without names: every piece once.
+DEFAULT_PIECES = [name for name in PIECES if name != "network"]
 
 _NOT_IMPLEMENTED_RE = re.compile(r"^(?P<function>[\w.]+): not implemented yet; see (?P<where>.+)$")
 
@@ -571,17 +643,18 @@ def run_one(piece):
     try:
         # Overflow or 0/0 in a broken layer shows up as a failed property, not a warning.
         with np.errstate(all="ignore"):
-            hint = PIECES[piece]()
+            outcome = PIECES[piece]()
     except CheckFailed as exc:
         return CheckResult(piece, False, str(exc))
     except Exception as exc:  # the student's code may raise anything: report, don't crash
         return CheckResult(piece, False, _hint_for_exception(piece, exc), exc)
-    return CheckResult(piece, True, hint)
+    hint, measured = outcome if isinstance(outcome, tuple) else (outcome, None)
+    return CheckResult(piece, True, hint, measured=measured)
 
 
 def _normalize_names(names):
     if names is None:
-        return list(PIECES)
+        return list(DEFAULT_PIECES)
     if isinstance(names, str):
         names = [names]
     names = list(names)
@@ -597,7 +670,8 @@ def run_checks(names=None, file=None):
     """Check the named pieces (default: all), print the table, return a CheckReport.
 
     Inputs:
-    - names: a piece name, a list of them, or None for all of PIECES
+    - names: a piece name, a list of them, or None for DEFAULT_PIECES (every piece once;
+      "network" is the three network_* pieces in one row)
     - file: where to print (default sys.stdout); False prints nothing
     """
     names = _normalize_names(names)
