@@ -2,6 +2,12 @@
 
 Refuses, listing every reason at once (exit status 1, nothing written), when
 - a required file is missing (both notebooks and the package files you implement in);
+- a file that would be packed is a symbolic link, is not a regular file, has a name with a
+  control character (a newline, a tab, ...) or is larger than MAX_FILE_BYTES (all files
+  together: MAX_TOTAL_BYTES). "Would be packed" means the notebooks and, inside ``cs231n/``
+  (hidden folders and ``__pycache__`` aside), every folder and every ``.py`` file. Sizes are
+  taken with lstat before anything is opened, and a file is then read once, through a
+  descriptor that refuses links, at most the limit plus one byte;
 - a notebook was not run top to bottom in a fresh kernel, the way Kernel > Restart Kernel
   and Run All Cells does it: then the code cells that have source carry the execution
   counts 1, 2, 3, ... in order (empty cells are skipped and carry none). A cell never run,
@@ -10,24 +16,32 @@ Refuses, listing every reason at once (exit status 1, nothing written), when
 - a written answer (between the BEGIN/END ANSWER markers) is empty or still the prompt.
 
 Otherwise writes one zip (default ``cs231n_submission.zip`` in the project folder) with
-the notebooks, the ``.py`` files of the ``cs231n`` package, a MANIFEST (one
-``sha256  path`` line per file: ``sha256sum -c MANIFEST`` verifies an unzipped copy) and
-NOTEBOOKS_PDF, one PDF of both notebooks made without LaTeX: nbconvert's HTML with a
-local MathJax, printed by headless Chromium, pages merged with pypdf. Without Chromium
-or MathJax the zip is still written, without the PDF, and the command says what to
-install (exit status 2).
+your work only: the two notebooks, the ``.py`` files of the ``cs231n`` package, a MANIFEST
+(one ``sha256  path`` line per file: ``sha256sum -c MANIFEST`` verifies an unzipped copy) and
+NOTEBOOKS_PDF, one PDF of both notebooks made without LaTeX. The bytes checked, hashed and
+zipped are the same bytes, read once.
+
+The PDF: nbconvert's HTML, sanitized (see notebook_html: no script but MathJax, no frames,
+no local files, a Content-Security-Policy that says so again to the browser), printed by
+headless Chromium from a private temporary folder, pages merged with pypdf. Chromium keeps
+its sandbox, except as root, where it cannot start with it: there it gets ``--no-sandbox``
+and the command says so. Without Chromium or MathJax the zip is still written, without the
+PDF, and the command says what to install (exit status 2).
 
 Your files are only read. Intermediate files live in a temporary directory; the zip is
 written to a temporary name and renamed into place, and an existing file of that name is
 replaced only if it is an earlier submission zip made by this command.
 """
 import argparse
+import copy
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +54,16 @@ NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
 # The package files holding the parts students write (the solution regions).
 STUDENT_CODE = ("cs231n/layers.py", "cs231n/classifiers/fc_net.py")
 REQUIRED_FILES = NOTEBOOKS + STUDENT_CODE
+# The package the student edits: its .py files are packed. Nothing else is (not
+# student_tools/, not datasets/, not the tests).
 PACKAGE = "cs231n"
+
+# The course's executed notebooks are about 0.9 MB and 0.2 MB; a notebook full of plots
+# stays well below 20 MB. A bigger file is a mistake (a dataset, a model dump) and is
+# refused before it is read.
+MAX_FILE_BYTES = 20_000_000
+MAX_TOTAL_BYTES = 60_000_000
+_READ_CHUNK = 1 << 20
 
 DEFAULT_ZIP = "cs231n_submission.zip"
 NOTEBOOKS_PDF = "notebooks.pdf"
@@ -50,23 +73,32 @@ ZIP_COMMENT = b"cs231n submission (python -m student_tools.submission)"
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MATHJAX_JS = Path("/usr/share/javascript/mathjax/MathJax.js")
+MATHJAX_QUERY = "?config=TeX-AMS_CHTML-full,Safe"  # Safe: no \href javascript: in math
 INSTALL_HINT = "sudo apt-get install chromium libjs-mathjax"
 # nbconvert's own rules are specific (.jp-OutputArea-output pre, ...), hence !important.
 # Code is wrapped rather than cut off at the page edge.
 _PRINT_CSS = (
-    "<style>@media print {"
+    "@media print {"
     " pre { font-size: 72% !important; }"
     " .jp-InputArea pre { white-space: pre-wrap !important; }"
-    " }</style>"
+    " }"
 )
-# Headless print: no sandbox (it refuses to start as root otherwise), no first-run or
-# network chatter, and time for MathJax to typeset before the page is printed.
+# Headless print with no first-run or network chatter, and time for MathJax to typeset
+# before the page is printed. Deliberately absent: --allow-file-access-from-files and
+# --disable-web-security. --no-sandbox is added only as root (see _sandbox_flags).
 BROWSER_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+    "--headless", "--disable-gpu", "--no-pdf-header-footer",
     "--virtual-time-budget=10000", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--disable-extensions", "--block-new-web-contents",
 )
 BROWSER_TIMEOUT = 300  # seconds per notebook
+ROOT_SANDBOX_NOTE = (
+    "Chromium runs as root here, where it cannot start its sandbox (crbug.com/638180): "
+    "the PDF was printed with --no-sandbox. The notebooks' HTML was sanitized first (no "
+    "script but MathJax, no frames, no local files) and its Content-Security-Policy "
+    "forbids the rest; run this as an ordinary user to keep the sandbox too"
+)
 
 
 class SubmissionRefused(Exception):
@@ -83,7 +115,189 @@ class SubmissionResult:
     members: list
     pdf_pages: int = 0
     pdf_problem: str = ""  # why there is no PDF ("" when there is one)
-    notes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # things the student should know
+
+
+# ---------------------------------------------------------------------------
+# Finding and reading the files, without following links or reading too much
+# ---------------------------------------------------------------------------
+
+
+def _shown(name):
+    """name as printed in a message: as is, or as a Python literal if it has invisible
+    characters (a newline in a name would otherwise split the message)."""
+    return name if name.isprintable() else repr(name)
+
+
+def _name_problem(name):
+    """Why a file name cannot go into the zip and its MANIFEST (None if it can).
+
+    Control characters (C0, DEL, C1), invisible format characters, line and paragraph
+    separators, and bytes that are not UTF-8 (Python shows them as lone surrogates)."""
+    for char in name:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "bytes that are not UTF-8"
+        if category in ("Cc", "Cf", "Zl", "Zp"):
+            return f"the control character U+{ord(char):04X}"
+    return None
+
+
+def _megabytes(size):
+    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
+
+
+def _link_reason(path, rel):
+    try:
+        target = f" (to {_shown(os.readlink(path))})"
+    except OSError:
+        target = ""
+    return (f"{_shown(rel)} is a symbolic link{target}; only real files are packed: put the "
+            f"file itself there or remove the link")
+
+
+def _file_problem(path, rel, st):
+    """Why the file at path (lstat result st) cannot be packed, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return _link_reason(path, rel)
+    if not stat.S_ISREG(st.st_mode):
+        return f"{_shown(rel)} is not a regular file"
+    if st.st_size > MAX_FILE_BYTES:
+        return (f"{_shown(rel)} is {_megabytes(st.st_size)}, over the limit of "
+                f"{_megabytes(MAX_FILE_BYTES)} for one file; it is not part of the "
+                f"assignment: move it out of the project folder")
+    return None
+
+
+def _walk_package(root, folder, sizes, reasons, flagged):
+    """Add the package's .py files under folder to sizes {rel: bytes}, problems to reasons
+    and the paths they name to flagged.
+
+    Hidden entries and __pycache__ are skipped. Every folder and .py file visited must be
+    real (not a link) and have a clean name; other files are neither packed nor checked."""
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except OSError as exc:
+        rel = Path(folder).relative_to(root).as_posix()
+        reasons.append(f"{_shown(rel)} cannot be listed ({exc.strerror})")
+        flagged.add(rel)
+        return
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        rel = Path(entry.path).relative_to(root).as_posix()
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            reasons.append(f"{_shown(rel)} cannot be examined ({exc.strerror})")
+            flagged.add(rel)
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            # A link to a folder would hide or smuggle .py files; a .py link, its target.
+            if entry.name.endswith(".py") or os.path.isdir(entry.path):
+                reasons.append(_link_reason(entry.path, rel))
+                flagged.add(rel)
+            continue
+        if not (is_dir or entry.name.endswith(".py")):
+            continue
+        problem = _name_problem(entry.name)
+        if problem:
+            kind = "folder" if is_dir else "file"
+            reasons.append(f"the {kind} name {_shown(rel)} contains {problem}; rename it")
+            flagged.add(rel)
+            continue
+        if is_dir:
+            _walk_package(root, entry.path, sizes, reasons, flagged)
+            continue
+        problem = _file_problem(entry.path, rel, st)
+        if problem:
+            reasons.append(problem)
+            flagged.add(rel)
+        else:
+            sizes[rel] = st.st_size
+
+
+def scan_files(root):
+    """Find what would be packed, opening nothing.
+
+    Returns (sizes, reasons): sizes maps each file to pack, as a relative POSIX path
+    (notebooks first, then the package's .py files in name order), to its size in bytes;
+    reasons lists why the submission cannot be made (missing, link, bad name, too big)."""
+    root = Path(root)
+    sizes, reasons, missing, flagged = {}, [], [], set()
+    for rel in NOTEBOOKS:
+        try:
+            st = os.lstat(root / rel)
+        except FileNotFoundError:
+            missing.append(rel)
+            continue
+        problem = _file_problem(root / rel, rel, st)
+        if problem:
+            reasons.append(problem)
+            flagged.add(rel)
+        else:
+            sizes[rel] = st.st_size
+    package = root / PACKAGE
+    if package.is_symlink():
+        reasons.append(_link_reason(package, PACKAGE))
+        flagged.add(PACKAGE)
+    elif package.is_dir():
+        _walk_package(root, package, sizes, reasons, flagged)
+    for rel in STUDENT_CODE:
+        # A required file already refused (or inside a refused folder) is not also missing.
+        if rel not in sizes and not any(rel == f or rel.startswith(f + "/") for f in flagged):
+            missing.append(rel)
+    if missing:
+        reasons.insert(0, f"missing in {root}: {', '.join(missing)}")
+    total = sum(sizes.values())
+    if total > MAX_TOTAL_BYTES:
+        reasons.append(f"the files to pack come to {_megabytes(total)}, over the limit of "
+                       f"{_megabytes(MAX_TOTAL_BYTES)} for a submission")
+    return sizes, reasons
+
+
+def package_files(root):
+    """The package's .py files that would be packed, relative POSIX paths."""
+    sizes, _ = scan_files(root)
+    return [rel for rel in sizes if rel.startswith(PACKAGE + "/")]
+
+
+def _read_bounded(path, limit=MAX_FILE_BYTES):
+    """The bytes of the regular file at path; OSError or ValueError if it is a link, not a
+    regular file, or longer than limit (never more than limit + 1 bytes are read).
+
+    The scan looked with lstat; this opens with O_NOFOLLOW and checks again on the open
+    descriptor, so a file swapped for a link or a pipe in between is refused, not followed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("is not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"is {_megabytes(st.st_size)}, over the limit of "
+                             f"{_megabytes(limit)}")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise ValueError(f"grew over the limit of {_megabytes(limit)} while being read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Snapshot:
+    """What was read: files {rel: bytes} in packing order; notebooks {name: NotebookNode}."""
+    files: dict
+    notebooks: dict
 
 
 # ---------------------------------------------------------------------------
@@ -182,48 +396,256 @@ def _is_our_zip(path):
         return False
 
 
-def check_submission(root, out):
-    """Every reason the submission cannot be made (empty list when it can)."""
+def _inspect(root, out):
+    """(reasons, snapshot): every reason the submission cannot be made, and the files read."""
     root, out = Path(root), Path(out)
-    reasons = []
-    missing = [rel for rel in REQUIRED_FILES if not (root / rel).is_file()]
-    if missing:
-        reasons.append(f"missing in {root}: {', '.join(missing)}")
+    sizes, reasons = scan_files(root)
+    snapshot = _Snapshot({}, {})
+    for rel in sizes:
+        try:
+            snapshot.files[rel] = _read_bounded(root / rel)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reasons.append(f"{_shown(rel)} cannot be read: {why}")
     for name in NOTEBOOKS:
-        path = root / name
-        if not path.is_file():
+        if name not in snapshot.files:
             continue
         try:
-            nb = nbformat.read(path, as_version=4)
+            nb = nbformat.reads(snapshot.files[name].decode("utf-8"), as_version=4)
         except Exception as exc:  # nbformat raises several unrelated types for bad files
             reasons.append(f"{name}: cannot be read as a notebook ({type(exc).__name__}: {exc})")
             continue
+        snapshot.notebooks[name] = nb
         reasons.extend(_check_execution(name, nb))
         reasons.extend(_check_answers(name, nb))
+    # is_file follows a link: a link to our own earlier zip may be replaced (the link, not
+    # its target); a pipe or a folder of that name is refused before anything opens it.
     if out.exists() and not (out.is_file() and _is_our_zip(out)):
         reasons.append(
             f"{out} exists and is not a submission zip made by this command; move it away or "
             f"choose another name with --out"
         )
-    return reasons
+    return reasons, snapshot
+
+
+def check_submission(root, out):
+    """Every reason the submission cannot be made (empty list when it can)."""
+    return _inspect(root, out)[0]
 
 
 # ---------------------------------------------------------------------------
-# Packing
+# The PDF: sanitized HTML printed by Chromium
 # ---------------------------------------------------------------------------
 
+# What the HTML of a notebook may contain from the student: formatting, tables, links to
+# the web, images embedded as data: URLs. Everything else (script, style, iframe, object,
+# embed, form, svg, link, meta, base, ...) is shown escaped, as text, by bleach; event
+# handler attributes are dropped, and so is any URL other than those below.
+_ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "col", "colgroup",
+    "dd", "del", "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre",
+    "q", "s", "samp", "small", "span", "strike", "strong", "sub", "summary", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul", "var",
+})
+_ALLOWED_ATTRIBUTES = frozenset({
+    "class", "id", "title", "align", "style", "alt", "width", "height", "colspan", "rowspan",
+    "start", "border", "span", "name", "open",
+})
+_IMAGE_DATA_PREFIXES = tuple(f"data:image/{kind}" for kind in
+                             ("png", "jpeg", "gif", "webp", "svg+xml"))
+_OUTPUT_MIMETYPES = frozenset({  # rendered from code cells; others (JavaScript, widgets,
+    "text/plain", "text/html", "text/markdown", "text/latex",  # mermaid, ...) are dropped
+    "image/png", "image/jpeg", "image/svg+xml",
+})
+# Attributes whose value is a URL, for the final pass over the whole document.
+_URL_ATTRIBUTES = frozenset({
+    "href", "src", "srcset", "action", "formaction", "poster", "data", "background",
+    "xlink:href", "cite", "longdesc", "usemap", "lowsrc", "dynsrc", "manifest", "codebase",
+    "ping", "srcdoc", "archive", "classid", "profile", "itemtype",
+})
+_FORBIDDEN_ELEMENTS = ("script", "iframe", "frame", "frameset", "object", "embed", "applet",
+                       "link", "base", "meta", "form", "portal", "noscript", "template")
+# The browser's own guard: scripts only from file: URLs (MathJax and its configuration; the
+# sanitized document holds no other script element), no inline script, no frames, objects,
+# connections or forms, images only from data: URLs, fonts from files (MathJax's).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src file:; style-src 'unsafe-inline'; "
+    "font-src file: data:; img-src data:; base-uri 'none'; form-action 'none'"
+)
+# nbconvert's MathJax settings (its HTML template), given as an object before MathJax.js
+# loads: MathJax evaluates its inline text/x-mathjax-config script with eval, which the
+# policy above forbids.
+MATHJAX_CONFIG_JS = """window.MathJax = {
+  TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
+  tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+            displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+            processEscapes: true, processEnvironments: true},
+  displayAlign: "center",
+  messageStyle: "none",
+  CommonHTML: {linebreaks: {automatic: true}}
+};
+"""
+MATHJAX_CONFIG_FILE = "mathjax-config.js"
 
-def package_files(root):
-    """The package's own .py files, relative POSIX paths (no caches, no hidden files)."""
-    root = Path(root)
-    found = []
-    for path in sorted((root / PACKAGE).rglob("*.py")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            continue
-        if path.is_file():
-            found.append(rel.as_posix())
-    return found
+
+def _allowed_href(value):
+    value = value.strip().lower()
+    return value.startswith(("http://", "https://", "mailto:", "#"))
+
+
+def _allowed_attribute(tag, name, value):
+    """bleach's attribute test: a short list of harmless attributes, plus links to the web
+    and images embedded in the notebook (data: URLs; a relative path would be a local file)."""
+    if name == "href":
+        return tag == "a" and _allowed_href(value)
+    if name == "src":
+        return tag == "img" and value.strip().lower().startswith(_IMAGE_DATA_PREFIXES)
+    return name in _ALLOWED_ATTRIBUTES
+
+
+def clean_html(html):
+    """Sanitize one piece of the student's HTML (a rendered markdown cell, an output).
+
+    nbconvert's own ``clean_html`` filter (used with ``sanitize_html=True``) is bleach with
+    a list so short that headings and paragraphs come out escaped; this is bleach with the
+    formatting a notebook uses and the URL rules of _allowed_attribute."""
+    import bleach
+    from bleach.css_sanitizer import CSSSanitizer
+
+    html = html.decode() if isinstance(html, bytes) else str(html)
+    return bleach.clean(
+        html, tags=_ALLOWED_TAGS, attributes=_allowed_attribute,
+        protocols={"http", "https", "mailto", "data"}, strip=False, strip_comments=True,
+        css_sanitizer=CSSSanitizer(),  # style="": colours, fonts, alignment; no url()
+    )
+
+
+def _lock_down(html, mathjax_js):
+    """The whole document after nbconvert, made safe whatever the template let through.
+
+    Removes every script (nbconvert adds require.js, mermaid and an inline MathJax
+    configuration), frame, object, embed, link, base, meta, form; every on* attribute; every
+    URL but web links and data: images. Then puts back only what printing needs: the
+    policy, the charset, the print CSS, MathJax's configuration and MathJax."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup.find_all(_FORBIDDEN_ELEMENTS):
+        element.decompose()
+    for element in soup.find_all(True):
+        for name, value in list(element.attrs.items()):
+            value = " ".join(value) if isinstance(value, list) else str(value)
+            lowered = name.lower()
+            if lowered.startswith("on") or (lowered in _URL_ATTRIBUTES and not (
+                    (lowered == "href" and element.name == "a" and _allowed_href(value)) or
+                    (lowered == "src" and element.name == "img"
+                     and value.strip().lower().startswith(_IMAGE_DATA_PREFIXES)))):
+                del element.attrs[name]
+    if soup.head is None:
+        soup.html.insert(0, soup.new_tag("head"))
+    head = soup.head
+    added = [
+        soup.new_tag("meta", attrs={"http-equiv": "Content-Security-Policy",
+                                    "content": CONTENT_SECURITY_POLICY}),
+        soup.new_tag("meta", attrs={"charset": "utf-8"}),
+        soup.new_tag("script", attrs={"src": MATHJAX_CONFIG_FILE}),
+        soup.new_tag("script", attrs={"src": Path(mathjax_js).resolve().as_uri() + MATHJAX_QUERY}),
+    ]
+    for position, tag in enumerate(added):
+        head.insert(position, tag)
+    style = soup.new_tag("style")
+    style.string = _PRINT_CSS
+    head.append(style)
+    return str(soup)
+
+
+def notebook_html(nb, mathjax_js, name="notebook"):
+    """The notebook as one HTML document that is safe to print.
+
+    Three layers: (1) code-cell outputs keep only the types in _OUTPUT_MIMETYPES, and the
+    notebook's metadata only what names its language; (2) nbconvert's HTMLExporter with
+    ``sanitize_html=True`` passes every markdown cell, raw cell and HTML/markdown output
+    through clean_html (bleach); (3) _lock_down goes over the whole document and adds the
+    Content-Security-Policy. The only scripts left are MathJax and its configuration, to be
+    found beside the document (MATHJAX_CONFIG_FILE)."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    nb = copy.deepcopy(nb)
+    nb.metadata = nbformat.NotebookNode(
+        {key: nb.metadata[key] for key in ("kernelspec", "language_info") if key in nb.metadata})
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                if "data" in output:
+                    output["data"] = nbformat.NotebookNode(
+                        {k: v for k, v in output["data"].items() if k in _OUTPUT_MIMETYPES})
+    config = Config()
+    config.HTMLExporter.sanitize_html = True
+    config.HTMLExporter.filters = {"clean_html": clean_html}
+    config.HTMLExporter.embed_images = False  # never read image files named by the notebook
+    body, _ = HTMLExporter(config=config).from_notebook_node(
+        nb, resources={"metadata": {"name": name}})
+    return _lock_down(body, mathjax_js)
+
+
+def _sandbox_flags():
+    """([] or ["--no-sandbox"], note or ""). Chromium refuses to start as root with its
+    sandbox ("Running as root without --no-sandbox is not supported"), so only there does it
+    go without; anyone else keeps the sandbox, and a failure to start it means no PDF."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ["--no-sandbox"], ROOT_SANDBOX_NOTE
+    return [], ""
+
+
+def make_pdf(notebooks, workdir, browser, mathjax_js):
+    """Print the notebooks to one PDF in workdir; return (path, number of pages, notes).
+
+    notebooks: {name: NotebookNode} in order. workdir: a private, empty, temporary folder;
+    the HTML, the browser's profile and home, and the PDFs all stay inside it."""
+    from pypdf import PdfReader, PdfWriter
+
+    workdir = Path(workdir)
+    pages_dir = workdir / "html"
+    pages_dir.mkdir()
+    (pages_dir / MATHJAX_CONFIG_FILE).write_text(MATHJAX_CONFIG_JS, encoding="utf-8")
+    home = workdir / "home"  # Chromium writes caches under $HOME: not the student's
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache")}
+    sandbox, note = _sandbox_flags()
+    writer = PdfWriter()
+    for name, nb in notebooks.items():
+        stem = Path(name).stem
+        try:
+            text = notebook_html(nb, mathjax_js, name=stem)
+        except Exception as exc:  # nbconvert raises its own types on malformed notebooks
+            raise RuntimeError(f"could not convert {name} to HTML ({type(exc).__name__}: "
+                               f"{exc})") from exc
+        html = pages_dir / f"{stem}.html"
+        html.write_text(text, encoding="utf-8")
+        pdf = workdir / f"{stem}.pdf"
+        profile = workdir / f"browser-profile-{stem}"  # fresh: no user settings leak in
+        done = subprocess.run(
+            [browser, *BROWSER_FLAGS, *sandbox, f"--user-data-dir={profile}",
+             f"--print-to-pdf={pdf}", html.resolve().as_uri()],
+            capture_output=True, text=True, timeout=BROWSER_TIMEOUT, check=False,
+            cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0 or not pdf.is_file() or pdf.stat().st_size == 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-3:])
+            hint = ""
+            if not sandbox and "sandbox" in done.stderr.lower():
+                hint = (" Chromium could not start its sandbox; this command does not turn it "
+                        "off for you (see Chromium's docs on the Linux sandbox).")
+            raise RuntimeError(f"{browser} could not print {name} (exit {done.returncode}): "
+                               f"{tail}{hint}")
+        writer.append(str(pdf), outline_item=name)
+    merged = workdir / NOTEBOOKS_PDF
+    with open(merged, "wb") as handle:
+        writer.write(handle)
+    return merged, len(PdfReader(merged).pages), [note] if note else []
 
 
 def find_pdf_tools():
@@ -232,48 +654,9 @@ def find_pdf_tools():
     return browser, (MATHJAX_JS if MATHJAX_JS.is_file() else None)
 
 
-def _notebook_html(nb_path, mathjax_js):
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
-    config = Config()
-    # What `jupyter nbconvert --to html --HTMLExporter.mathjax_url=...` sets: MathJax
-    # from the local file instead of a CDN, so math renders offline.
-    config.HTMLExporter.mathjax_url = (
-        f"{Path(mathjax_js).resolve().as_uri()}?config=TeX-AMS_CHTML-full,Safe"
-    )
-    nb = nbformat.read(nb_path, as_version=4)
-    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
-    # A printed page is narrower than a notebook window: smaller monospace text keeps the
-    # notebooks' printed tables (up to about 100 columns) at one line per row.
-    return body.replace("</head>", _PRINT_CSS + "</head>", 1)
-
-
-def make_pdf(root, workdir, browser, mathjax_js):
-    """Print both notebooks to one PDF in workdir; return (path, number of pages)."""
-    from pypdf import PdfReader, PdfWriter
-
-    workdir = Path(workdir)
-    writer = PdfWriter()
-    for name in NOTEBOOKS:
-        stem = Path(name).stem
-        html = workdir / f"{stem}.html"
-        html.write_text(_notebook_html(Path(root) / name, mathjax_js), encoding="utf-8")
-        pdf = workdir / f"{stem}.pdf"
-        profile = workdir / f"browser-profile-{stem}"  # fresh: no user settings leak in
-        done = subprocess.run(
-            [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf}",
-             html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=BROWSER_TIMEOUT, check=False,
-        )
-        if done.returncode != 0 or not pdf.is_file() or pdf.stat().st_size == 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-3:])
-            raise RuntimeError(f"{browser} could not print {name} (exit {done.returncode}): {tail}")
-        writer.append(str(pdf), outline_item=name)
-    merged = workdir / NOTEBOOKS_PDF
-    with open(merged, "wb") as handle:
-        writer.write(handle)
-    return merged, len(PdfReader(merged).pages)
+# ---------------------------------------------------------------------------
+# Packing
+# ---------------------------------------------------------------------------
 
 
 def _sha256(data):
@@ -308,15 +691,14 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
     """
     root = Path(root).resolve()
     out = (root / DEFAULT_ZIP if out is None else Path(out)).resolve()
-    reasons = check_submission(root, out)
+    reasons, snapshot = _inspect(root, out)
     if not out.parent.is_dir():
         reasons.append(f"--out {out}: folder {out.parent} does not exist")
     if reasons:
         raise SubmissionRefused(reasons)
 
-    rel_paths = list(NOTEBOOKS) + package_files(root)
-    # Read each file once: the manifest then describes exactly the bytes zipped.
-    entries = [(rel, (root / rel).read_bytes()) for rel in rel_paths]
+    # The bytes checked are the bytes zipped and hashed: nothing is read a second time.
+    entries = list(snapshot.files.items())
     result = SubmissionResult(out, [])
     if pdf:
         browser, mathjax_js = find_pdf_tools() if tools is None else tools
@@ -331,10 +713,12 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
         else:
             with tempfile.TemporaryDirectory(prefix="cs231n-submission-") as workdir:
                 try:
-                    merged, result.pdf_pages = make_pdf(root, workdir, browser, mathjax_js)
+                    merged, result.pdf_pages, notes = make_pdf(
+                        snapshot.notebooks, workdir, browser, mathjax_js)
                 except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                     result.pdf_problem = f"no PDF: {exc}"
                 else:
+                    result.notes.extend(notes)
                     entries.append((NOTEBOOKS_PDF, merged.read_bytes()))
     else:
         result.pdf_problem = "no PDF: skipped (--no-pdf)"
@@ -367,6 +751,8 @@ def main(argv=None):
             print(f"  {i}. {reason}", file=sys.stderr)
         return 1
     print(f"Wrote {result.zip_path} ({len(result.members)} files)")
+    for note in result.notes:
+        print(f"NOTE: {note}.", file=sys.stderr)
     if args.no_pdf:
         print("  without the PDF, as asked (--no-pdf)")
         return 0
