@@ -31,7 +31,7 @@ export MKL_NUM_THREADS := 1
 # The same backend whether a notebook runs under nbconvert, nbval or JupyterLab.
 export MPLBACKEND := module://matplotlib_inline.backend_inline
 
-.PHONY: venv data notebooks test test-notebooks lab check release bench grade
+.PHONY: venv data notebooks test test-notebooks lab check release bench grade instructors-only
 
 # Prints X.Y of the Python $$1, nothing when it does not run; exits 0 when X.Y >= MIN_PYTHON.
 PY_VERSION  := version() { "$$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
@@ -105,12 +105,16 @@ lab: data
 check: $(STAMP)
 	$(BIN)/python -m cs231n.check
 
-release: $(STAMP)
+# Instructors' targets depend on this one: the student release has no instructor_tools/.
+instructors-only:
+	@test -d instructor_tools || { echo "make: '$(MAKECMDGOALS)' is for instructors; instructor_tools/ is not part of the student version" >&2; exit 2; }
+
+release: instructors-only $(STAMP)
 	$(BIN)/python -m instructor_tools.release
 
-bench: data
+bench: instructors-only data
 	$(BIN)/python instructor_tools/benchmarks/bench.py
 
 # Instructors: grade a folder of submission zips (see python -m instructor_tools.grade --help).
-grade: data
+grade: instructors-only data
 	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
