@@ -13,6 +13,13 @@ import numpy as np
 
 from cs231n.validation import check_array, check_positive_finite, check_positive_int, check_shape
 
+# What ``from cs231n.gradient_check import *`` gives: CS231N's gradient checkers, and
+# rel_error, which CS231N's notebooks define themselves (the same formula).
+__all__ = [
+    "eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
+    "rel_error",
+]
+
 def _perturbed(f, x, ix, h):
     """(f(x + h e_ix), f(x - h e_ix)) with x[ix] restored afterwards."""
     old = x[ix]

@@ -19,6 +19,12 @@ from cs231n.layers import (
 )
 from cs231n.validation import check_choice
 
+# What ``from cs231n.layer_utils import *`` gives: the sandwich layers.
+__all__ = [
+    "affine_relu_forward", "affine_relu_backward",
+    "affine_norm_relu_forward", "affine_norm_relu_backward",
+]
+
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
 

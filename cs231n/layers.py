@@ -38,6 +38,16 @@ from cs231n.validation import (
     check_shape,
 )
 
+# What ``from cs231n.layers import *`` gives: every layer function (CS231N's names).
+__all__ = [
+    "affine_forward", "affine_backward",
+    "relu_forward", "relu_backward",
+    "softmax_loss",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward",
+    "dropout_forward", "dropout_backward",
+]
+
 # ---------------------------------------------------------------------------
 # Input checks used only here (the shared ones live in validation.py)
 # ---------------------------------------------------------------------------

@@ -1,14 +1,24 @@
-"""A fully-connected network of any depth with optional normalization and dropout."""
+"""A fully-connected network of any depth with optional normalization and dropout.
+
+As in CS231N's starter, ``from cs231n.classifiers.fc_net import *`` also gives every
+layer function of ``cs231n.layers`` (affine_forward, batchnorm_forward, layernorm_forward,
+dropout_forward, softmax_loss, ...) and the sandwich layers of ``cs231n.layer_utils``
+(affine_relu_forward, ...), so notebooks written for that starter run unchanged.
+"""
 import math
 
 import numpy as np
 
+from cs231n import layer_utils as _layer_utils
+from cs231n import layers as _layers
+from cs231n.layer_utils import *  # noqa: F403  re-exported, see __all__
 from cs231n.layer_utils import (
     affine_norm_relu_backward,
     affine_norm_relu_forward,
     affine_relu_backward,
     affine_relu_forward,
 )
+from cs231n.layers import *  # noqa: F403  re-exported, see __all__
 from cs231n.layers import (
     affine_backward,
     affine_forward,
@@ -25,7 +35,7 @@ from cs231n.validation import (
     check_real,
 )
 
-__all__ = ["FullyConnectedNet"]
+__all__ = ["FullyConnectedNet", *_layers.__all__, *_layer_utils.__all__]
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
