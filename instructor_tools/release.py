@@ -1,42 +1,71 @@
-"""Generate the student release: solution code and answers replaced, outputs cleared.
+"""Build the student release from the last commit: exercises, not answers.
 
     python -m instructor_tools.release [--out DIR] [--name NAME] [--root DIR]
 
-writes DIR/NAME/ (default release/cs231n-student/) and DIR/NAME.zip.
+writes DIR/NAME/ (default ROOT/release/cs231n-student/) and DIR/NAME.zip.
 
-What happens to the project's files (``git ls-files`` in a git checkout, otherwise a walk
-that leaves out .venv, the installed data set, release/ and caches):
+What ships. ROOT must be the top of a git work tree. The release is made of the files
+committed at HEAD (read from git, not from the working tree) whose paths match
+SHIPPED_PATTERNS, and nothing matching NEVER_SHIPPED (instructor_tools/, .ci/, archives,
+PDFs, pickles, data). Its README.md is STUDENT_README, a README written for students;
+the project's own README (instructor commands included) stays home. Refused, with the
+files named, when a file that would ship (or STUDENT_README) has uncommitted changes,
+staged or not: the release is always exactly a commit. Untracked and ignored files never
+ship; untracked files that match SHIPPED_PATTERNS are listed, in case one was forgotten.
+
+What happens to the shipped files:
 
 - In every ``.py`` file and every notebook code cell, each solution region (a comment line
   ``### BEGIN SOLUTION (<notebook>: "<section>")``, the solution statements, a comment line
-  ``### END SOLUTION``) becomes, at the BEGIN line's indentation, a ``# TODO:`` comment
-  and ``raise NotImplementedError("<function>: not implemented yet; see <notebook>,
-  section "<section>"")``. <section> must be a markdown heading of <notebook>.
+  ``### END SOLUTION``; the grammar is in student_tools.markers) becomes, at the BEGIN
+  line's indentation, a ``# TODO:`` comment and ``raise NotImplementedError("<function>:
+  not implemented yet; see <notebook>, section "<section>"")``. <section> must be a
+  markdown heading of <notebook>.
 - In notebook markdown cells, the text between ``<!-- BEGIN ANSWER -->`` and
-  ``<!-- END ANSWER -->`` becomes ANSWER_PROMPT; the two marker lines stay, so that
+  ``<!-- END ANSWER -->`` (an answer to an inline question, or a derivation the student is
+  asked to write) becomes ANSWER_PROMPT; the marker lines stay, so that
   ``student_tools.submission`` can find the student's answer.
 - Notebook outputs, execution counts and timing metadata are cleared.
 
-Nothing is written unless every marker in the tree is well formed: markers are paired and
-not nested, a .py region lies inside a function and holds complete statements, and the
-section it names exists. After writing, the release is searched for every line of every
-solution region and answer (the lines that occur nowhere else in the project) and is
-discarded if one is found.
+Leak check, before anything is written and again on the written release: the text of
+every shipped file (notebooks: every string of the JSON, i.e. cell sources, outputs,
+metadata, attachments decoded; archives: every member, recursively) is cut into lines,
+each compared after ``_normalize`` (whitespace collapsed, comment and prompt prefixes
+dropped, blank lines skipped). Refused:
 
-What the release guarantees when run (checked by tests/test_release.py on the real tree):
-its package imports; its unit tests fail with NotImplementedError and nothing else; executed
-top to bottom, the first cell of each notebook that fails raises NotImplementedError (the
-cells after it may then fail with NameError, because a failed cell defines nothing).
+- a run of RUN_LINES consecutive lines of one solution region appearing as consecutive
+  lines anywhere (a region shorter than that: the whole region), unless the run is shorter
+  than MIN_RUN_CHARS characters (``)``, ``else:``, ``pass`` prove nothing);
+- the same for answer regions, and any single answer line of at least
+  MIN_ANSWER_LINE_CHARS characters found inside any line.
+
+No exemption for text that also occurs elsewhere in the project: a test file holding a
+copy of a region leaks it.
+
+Nothing is written unless all of this holds; the release is staged in a temporary
+directory beside the output and renamed into place only when it verifies.
+
+What the release guarantees when run (checked by instructor_tools/tests/test_release.py
+on this project's own last commit): its package imports; its unit tests fail with
+NotImplementedError naming the function and notebook section, and nothing else; executed
+top to bottom, the first cell of each notebook that fails raises NotImplementedError.
 """
 import argparse
 import ast
+import base64
+import binascii
+import bz2
 import difflib
+import gzip
 import io
+import json
+import lzma
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tokenize
 import zipfile
@@ -62,16 +91,43 @@ DEFAULT_NAME = "cs231n-student"
 # Written into an output directory on creation: only such a directory is ever overwritten.
 OUT_MARKER = ".cs231n-release"
 
-# Never shipped, even if tracked: environments, installed data, generated output, caches.
-_EXCLUDED_DIR_NAMES = {
-    ".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".hypothesis",
-    ".ipynb_checkpoints", "build", ".mypy_cache", ".ruff_cache",
-}
-_EXCLUDED_TOP_PATHS = ("release", "datasets/cifar-10-batches-py")
-_EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".tar.gz", ".egg-info")
+# What a release may hold: committed files matching one of these (``**/`` is any number of
+# directories, ``*`` anything but '/'). Everything else stays home.
+SHIPPED_PATTERNS = (
+    "cs231n/**/*.py",              # the student's package
+    "student_tools/**/*.py",       # data installer, submission packer, markers
+    "tests/**/*.py",               # tests of the student's work and of the given code
+    "tests/nbval_sanitize.cfg",
+    "BatchNormalization.ipynb",
+    "Dropout.ipynb",
+    "cs231n.jupyterlab-workspace",  # make lab opens both notebooks from it
+    "datasets/get_datasets.sh",
+    "Makefile",
+    "pyproject.toml",
+    "requirements.txt",
+    "collectSubmission.sh",
+    ".gitignore",
+)
+# Never shipped, whatever SHIPPED_PATTERNS says (a second lock, should the list grow).
+NEVER_SHIPPED_DIRS = ("instructor_tools/", ".ci/", ".git/", "release/", "datasets/cifar-10")
+NEVER_SHIPPED_NAMES = ("requirements-ci.txt", "README.md")
+NEVER_SHIPPED_SUFFIXES = (
+    ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".pdf", ".pkl", ".pickle",
+    ".npy", ".npz", ".h5", ".pt", ".pth", ".pyc",
+)
+# Committed, written for students; shipped as the release's README.md.
+STUDENT_README = "instructor_tools/release_README.md"
+# A Makefile target that depends on this one is for instructors (it needs
+# instructor_tools/): the student README must not send students to it.
+INSTRUCTORS_ONLY_TARGET = "instructors-only"
 
-# A region line shorter than this is too generic ("else:", "pass") to prove a leak.
-_MIN_SENTINEL_CHARS = 6
+# Leak check: see the module docstring.
+RUN_LINES = 3
+MIN_RUN_CHARS = 12
+MIN_ANSWER_LINE_CHARS = 25
+# Archives inside the release are opened this deep, and at most this much is unpacked.
+_MAX_ARCHIVE_DEPTH = 4
+_MAX_UNPACKED_BYTES = 512 * 2**20
 
 
 class ReleaseError(Exception):
@@ -106,6 +162,10 @@ class AnswerRegion:
     path: str
     cell: int
     body: list  # the lines strictly between the markers
+    begin: int = 0  # line of the BEGIN marker in the cell
+
+    def where(self):
+        return f"{self.path} cell {self.cell} line {self.begin}"
 
 
 @dataclass
@@ -113,11 +173,13 @@ class ReleasePlan:
     """Everything the release will contain, computed before anything is written."""
 
     root: Path
+    commit: str  # the commit released
     files: list  # relative paths (str, POSIX) to ship
     contents: dict  # relative path -> bytes of the released file
+    modes: dict  # relative path -> permission bits (0o644 or 0o755)
     regions: list
     answers: list
-    source_text: dict  # relative path -> searchable text outside regions and answers
+    notes: list = field(default_factory=list)  # things not shipped that an instructor may miss
 
 
 # ---------------------------------------------------------------------------
@@ -230,10 +292,12 @@ def _check_region_in_function(region, tree, problems):
     statement that starts before it and reaches into it is a compound one (if/for/with...)
     holding it, and the region's outermost statements all belong to one block.
     """
+    # The END marker may follow the function's last statement (a region ending in its
+    # return): ast's end_lineno stops at that statement, so only BEGIN must lie inside.
     enclosing = [
         (name, node)
         for name, node in _functions_by_span(tree)
-        if node.lineno < region.begin and region.end <= node.end_lineno
+        if node.lineno < region.begin <= node.end_lineno
     ]
     if not enclosing:
         problems.append(
@@ -324,30 +388,22 @@ def _apply_solution_regions(lines, regions):
     return out
 
 
-def _outside_regions(lines, regions):
-    """The lines not inside any region (markers count as inside)."""
-    inside = set()
-    for region in regions:
-        inside.update(range(region.begin, region.end + 1))
-    return [line for i, line in enumerate(lines, start=1) if i not in inside]
-
-
 def _ends_with_newline(text):
     return text.endswith("\n")
 
 
 def _process_python(path, text, problems):
-    """(released text, regions, text outside regions) of one .py file."""
+    """(released text, regions) of one .py file."""
     marker_lines = _comment_marker_lines_py(text, path, problems)
     if not marker_lines:
-        return text, [], text
+        return text, []
     n_problems = len(problems)
     regions = _pair_solution_markers(marker_lines, path, None, problems)
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         problems.append(f"{path}: does not parse ({exc.msg}, line {exc.lineno})")
-        return text, regions, text
+        return text, regions
     for region in regions:
         _check_region_in_function(region, tree, problems)
     lines = text.splitlines()
@@ -361,7 +417,7 @@ def _process_python(path, text, problems):
                 f"{path}: the released file would not parse ({exc.msg}, line {exc.lineno}); "
                 f"check that every region holds complete statements"
             )
-    return released_text, regions, "\n".join(_outside_regions(lines, regions))
+    return released_text, regions
 
 
 def _compile_cell(source):
@@ -403,7 +459,7 @@ def _answer_regions_in_markdown(source, path, cell, problems):
                     f"{path} cell {cell} line {lineno}: {ANSWER_END} without {ANSWER_BEGIN}"
                 )
                 continue
-            regions.append(AnswerRegion(path, cell, body))
+            regions.append(AnswerRegion(path, cell, body, open_at))
             open_at = None
             out.append(line)
         elif open_at is not None:
@@ -435,13 +491,13 @@ def _markdown_headings(nb):
 
 
 def _process_notebook(path, raw, problems):
-    """(released notebook bytes, solution regions, answer regions, text outside them)."""
+    """(released notebook bytes, solution regions, answer regions)."""
     try:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for bad files
         problems.append(f"{path}: not a readable notebook ({type(exc).__name__}: {exc})")
-        return raw, [], [], ""
-    regions, answers, outside = [], [], []
+        return raw, [], []
+    regions, answers = [], []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             source = cell.source
@@ -467,7 +523,6 @@ def _process_notebook(path, raw, problems):
                         f"({exc.msg}, line {exc.lineno}); a region must hold complete "
                         f"statements"
                     )
-            outside.extend(_outside_regions(lines, cell_regions))
             regions.extend(cell_regions)
             cell.source = released
             cell.outputs = []
@@ -480,14 +535,403 @@ def _process_notebook(path, raw, problems):
             )
             answers.extend(cell_answers)
             cell.source = released
-            outside.extend(
-                line for line in released.splitlines() if line.strip() != ANSWER_PROMPT
-            )
-        else:
-            outside.extend(cell.source.splitlines())
     nb.metadata.pop("widgets", None)
     text = nbformat.writes(nb) + "\n"
-    return text.encode("utf-8"), regions, answers, "\n".join(outside)
+    return text.encode("utf-8"), regions, answers
+
+
+# ---------------------------------------------------------------------------
+# What ships: committed files on the allow-list
+# ---------------------------------------------------------------------------
+
+
+def _pattern_re(pattern):
+    """A compiled regex for one SHIPPED_PATTERNS entry (``**/``: any directories)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+_SHIPPED_RES = tuple(_pattern_re(p) for p in SHIPPED_PATTERNS)
+
+
+def is_shipped(rel):
+    """Whether the committed file at POSIX path ``rel`` belongs in a release."""
+    parts = rel.split("/")
+    if rel.startswith(NEVER_SHIPPED_DIRS) or parts[-1] in NEVER_SHIPPED_NAMES:
+        return False
+    if rel.lower().endswith(NEVER_SHIPPED_SUFFIXES):
+        return False
+    # Caches and editor/Jupyter folders (.ipynb_checkpoints/...), even if committed.
+    if any(p == "__pycache__" or p.endswith(".egg-info") or p.startswith(".")
+           for p in parts[:-1]):
+        return False
+    return any(r.match(rel) for r in _SHIPPED_RES)
+
+
+def _git(root, *args, stdin=None):
+    """stdout (bytes) of ``git -C root ARGS``; ReleaseError naming the command if it fails."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], input=stdin,
+                              capture_output=True, check=False)
+    except OSError as exc:
+        raise ReleaseError([f"cannot run git ({exc}); the release is built from a git "
+                            f"checkout, so git must be installed"]) from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise ReleaseError([f"git {' '.join(args)} failed in {root}: {message}"])
+    return done.stdout
+
+
+def _paths(raw):
+    """NUL-separated paths from git's -z output."""
+    return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
+
+
+def _check_git_top(root):
+    """Refuse unless root is the top of a git work tree with at least one commit."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+                              capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ReleaseError([f"cannot run git ({exc}); the release is built from a git "
+                            f"checkout, so git must be installed"]) from None
+    if done.returncode != 0:
+        raise ReleaseError([
+            f"--root {root}: not a git checkout. The release is built from committed files "
+            f"only, so that nothing stray (a solved submission zip, a PDF, data) can ship; "
+            f"run it in a clone of the project"
+        ])
+    top = Path(done.stdout.strip()).resolve()
+    if top != root:
+        raise ReleaseError([
+            f"--root {root}: not the top of its git work tree ({top}); the project must be "
+            f"a repository of its own"
+        ])
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                           "HEAD^{commit}"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        raise ReleaseError([f"--root {root}: no commit yet; the release is built from HEAD"])
+    return head.stdout.strip()
+
+
+def _committed_files(root, commit):
+    """{path: (mode, type, object id)} of every entry in the commit's tree."""
+    entries = {}
+    for entry in _git(root, "ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0"):
+        if entry:
+            meta, path = entry.split(b"\t", 1)
+            mode, kind, sha = meta.decode("ascii").split()
+            entries[path.decode("utf-8", "surrogateescape")] = (mode, kind, sha)
+    return entries
+
+
+def _read_blobs(root, shas):
+    """{object id: bytes}, read with one ``git cat-file --batch``."""
+    shas = sorted(set(shas))
+    if not shas:
+        return {}
+    out = _git(root, "cat-file", "--batch", stdin="".join(s + "\n" for s in shas).encode())
+    blobs, pos = {}, 0
+    for sha in shas:
+        header_end = out.index(b"\n", pos)
+        _, _, size = out[pos:header_end].decode("ascii").split()
+        start = header_end + 1
+        blobs[sha] = out[start : start + int(size)]
+        pos = start + int(size) + 1  # cat-file ends each object with a newline
+    return blobs
+
+
+_STATUS_WORDS = {"M": "modified", "A": "added", "D": "deleted", "R": "renamed",
+                 "C": "copied", "T": "type changed", "U": "unmerged"}
+
+
+def _describe_status(xy):
+    x, y = xy[0], xy[1]
+    said = []
+    if x not in " ?":
+        said.append(f"{_STATUS_WORDS.get(x, x)}, staged")
+    if y not in " ?":
+        said.append(f"{_STATUS_WORDS.get(y, y)}, not staged")
+    return "; ".join(said)
+
+
+def _work_tree_status(root):
+    """({path: XY status} of tracked paths changed against HEAD, [untracked paths])."""
+    # --no-optional-locks: a read-only look that never takes the index lock of a checkout
+    # others may be committing in.
+    out = _git(root, "--no-optional-locks", "status", "--porcelain=v1", "-z",
+               "--untracked-files=all")
+    entries = out.split(b"\0")
+    changed, untracked, i = {}, [], 0
+    while i < len(entries):
+        entry, i = entries[i], i + 1
+        if not entry:
+            continue
+        xy, path = entry[:2].decode("ascii"), entry[3:].decode("utf-8", "surrogateescape")
+        if xy == "??":
+            untracked.append(path)
+            continue
+        if xy == "!!":
+            continue
+        changed[path] = xy
+        if "R" in xy or "C" in xy:  # -z: the source path follows as its own entry
+            changed[entries[i].decode("utf-8", "surrogateescape")] = xy
+            i += 1
+    return changed, untracked
+
+
+# ---------------------------------------------------------------------------
+# Leak check
+# ---------------------------------------------------------------------------
+
+# Comment marks and prompts in front of a copied line do not hide it.
+_LEADING_MARKS_RE = re.compile(r"^(?:(?:#+|>>>|\.\.\.|>+)\s*)+")
+
+
+def _normalize(line):
+    """A line as the leak check compares it: whitespace collapsed, leading #, >>>, ...
+    and > dropped."""
+    return _LEADING_MARKS_RE.sub("", " ".join(line.split()))
+
+
+def _lines(text):
+    """The normalized non-blank lines of text."""
+    return [n for n in map(_normalize, text.splitlines()) if n]
+
+
+@dataclass
+class _Needles:
+    """What counts as leaked: runs of lines, and long answer lines (substrings)."""
+
+    runs: dict = field(default_factory=dict)  # tuple of normalized lines -> description
+    lines: dict = field(default_factory=dict)  # normalized answer line -> description
+
+    @property
+    def run_lengths(self):
+        return sorted({len(run) for run in self.runs})
+
+
+def _needles(regions, answers):
+    needles = _Needles()
+    bodies = [(f"the solution region at {r.where()}", r.body) for r in regions]
+    bodies += [(f"the answer at {a.where()}", a.body) for a in answers]
+    for described, body in bodies:
+        lines = _lines("\n".join(body))
+        run = min(RUN_LINES, len(lines))
+        if run == 0:
+            continue
+        for i in range(len(lines) - run + 1):
+            window = tuple(lines[i : i + run])
+            if sum(map(len, window)) >= MIN_RUN_CHARS:
+                needles.runs.setdefault(window, described)
+    for answer in answers:
+        for line in _lines("\n".join(answer.body)):
+            if len(line) >= MIN_ANSWER_LINE_CHARS:
+                needles.lines.setdefault(line, f"the answer at {answer.where()}")
+    return needles
+
+
+class _Budget:
+    """Bytes that may still be unpacked from archives (a zip bomb stops the check)."""
+
+    def __init__(self, limit=_MAX_UNPACKED_BYTES):
+        self.left = limit
+
+    def take(self, size, location):
+        self.left -= size
+        if self.left < 0:
+            raise ReleaseError([f"{location}: more than {_MAX_UNPACKED_BYTES // 2**20} MiB "
+                                f"to unpack; cannot check it for leaks"])
+
+
+def _json_strings(value, path=""):
+    """(JSON path, string) for every string in a parsed JSON document.
+
+    A list of strings is one string: nbformat stores multi-line text as its lines, each
+    but the last ending with a newline; other lists of strings are taken one per line.
+    """
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        if value and all(isinstance(v, str) for v in value):
+            if all(v.endswith("\n") for v in value[:-1]):
+                yield path, "".join(value)
+            else:
+                yield path, "\n".join(value)
+        else:
+            for i, item in enumerate(value):
+                yield from _json_strings(item, f"{path}/{i}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _json_strings(item, f"{path}/{key}")
+
+
+_BASE64_RE = re.compile(rb"[A-Za-z0-9+/=\s]{24,}\Z")
+
+
+def _decompressed(data, opener, location, budget):
+    with opener(io.BytesIO(data)) as stream:
+        out = stream.read(max(budget.left, 0) + 1)
+    budget.take(len(out), location)
+    return out
+
+
+def _texts(location, data, budget, depth=0):
+    """(location, text) of everything a reader can get out of one file's bytes.
+
+    Archives (zip, tar, gzip/bz2/xz streams) are opened whatever their name; notebooks
+    give every string of their JSON, and base64 payloads (images, attachments) decoded.
+    """
+    if depth > _MAX_ARCHIVE_DEPTH:
+        raise ReleaseError([f"{location}: archives nested too deep to check for leaks"])
+    try:
+        if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for info in archive.infolist():
+                    if not info.is_dir():
+                        budget.take(info.file_size, location)
+                        yield from _texts(f"{location}!{info.filename}", archive.read(info),
+                                          budget, depth + 1)
+            return
+        if len(data) >= 512 and data[257:262] == b"ustar":
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+                for member in archive.getmembers():
+                    if member.isfile():
+                        budget.take(member.size, location)
+                        yield from _texts(f"{location}!{member.name}",
+                                          archive.extractfile(member).read(), budget, depth + 1)
+            return
+        for magic, opener in ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)),
+                              (b"BZh", bz2.BZ2File), (b"\xfd7zXZ", lzma.LZMAFile)):
+            if data.startswith(magic):
+                inner = _decompressed(data, opener, location, budget)
+                yield from _texts(location, inner, budget, depth + 1)
+                return
+    except ReleaseError:
+        raise
+    except Exception as exc:  # a damaged archive: refuse rather than ship it unchecked
+        raise ReleaseError([f"{location}: looks like an archive but cannot be read "
+                            f"({type(exc).__name__}: {exc}); cannot check it for leaks"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # a leak in a binary file is still found
+    if location.endswith(".ipynb"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if document is not None:
+            for path, string in _json_strings(document):
+                yield f"{location} {path}", string
+                raw = string.encode("utf-8", "surrogatepass")
+                if _BASE64_RE.match(raw):
+                    try:
+                        decoded = base64.b64decode(re.sub(rb"\s", b"", raw), validate=True)
+                    except (binascii.Error, ValueError):
+                        continue
+                    yield from _texts(f"{location} {path} (base64)", decoded, budget, depth + 1)
+            return
+    yield location, text
+
+
+def _leaks_in_text(text, needles):
+    """{description: first line of the first run found} for the needles in text."""
+    found = {}
+    variants = [text]
+    if "\\n" in text:  # a string literal holding several lines as \n escapes
+        unescaped = text.replace("\\n", "\n")
+        variants += [unescaped, re.sub(r"[\"']", "\n", unescaped)]
+    for variant in variants:
+        lines = _lines(variant)
+        for run in needles.run_lengths:
+            for i in range(len(lines) - run + 1):
+                described = needles.runs.get(tuple(lines[i : i + run]))
+                if described is not None:
+                    found.setdefault(described, (run, lines[i]))
+        joined = "\n".join(lines)
+        for line, described in needles.lines.items():
+            if line in joined:
+                found.setdefault(described, (1, line))
+    return found
+
+
+def find_leaks(files, regions, answers):
+    """Problems (strings) for solution or answer text in ``files`` ({path: bytes}).
+
+    See the module docstring for what counts as a leak.
+    """
+    needles = _needles(regions, answers)
+    budget, problems = _Budget(), []
+    for rel in sorted(files):
+        reported = set()
+        for location, text in _texts(rel, files[rel], budget):
+            for described, (run, first) in _leaks_in_text(text, needles).items():
+                if (location, described) in reported:
+                    continue
+                reported.add((location, described))
+                what = (f"{run} consecutive lines" if run > 1 else "a line") + f" of {described}"
+                problems.append(f"{location}: holds {what}, from {first[:80]!r}")
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# The student README must not send students to what the release lacks
+# ---------------------------------------------------------------------------
+
+
+def _makefile_targets(text):
+    """{target: [prerequisites]} of a Makefile's rule lines."""
+    targets = {}
+    for match in re.finditer(r"^([A-Za-z0-9_.%/$()-][^:=#\n]*?)\s*:(?![=:])([^\n]*)$", text,
+                             re.MULTILINE):
+        prerequisites = match[2].split("#")[0].split(";")[0].split()
+        for target in match[1].split():
+            targets.setdefault(target, []).extend(prerequisites)
+    return targets
+
+
+def _check_student_readme(contents):
+    """Problems with the release's README.md: commands or files the release lacks."""
+    readme = contents["README.md"].decode("utf-8", "replace")
+    fenced = re.findall(r"^\s*(?:```|~~~)[^\n]*\n(.*?)^\s*(?:```|~~~)", readme,
+                        re.MULTILINE | re.DOTALL)
+    unfenced = re.sub(r"^\s*(?:```|~~~).*?^\s*(?:```|~~~)", "", readme,
+                      flags=re.MULTILINE | re.DOTALL)
+    code = "\n".join(fenced + re.findall(r"`([^`\n]+)`", unfenced))
+    problems = []
+    targets = _makefile_targets(contents.get("Makefile", b"").decode("utf-8", "replace"))
+    for target in sorted(set(re.findall(r"\bmake\s+([A-Za-z_][\w-]*)", code))):
+        if target not in targets:
+            problems.append(f"README.md (from {STUDENT_README}): names `make {target}`, which "
+                            f"the release's Makefile lacks")
+        elif INSTRUCTORS_ONLY_TARGET in targets[target]:
+            problems.append(f"README.md (from {STUDENT_README}): names `make {target}`, which "
+                            f"is for instructors only")
+    tops = {rel.split("/")[0] for rel in contents if "/" in rel} | {"instructor_tools"}
+    for module in sorted(set(re.findall(r"\bpython3?\s+-m\s+([\w.]+)", code))):
+        if module.split(".")[0] not in tops:
+            continue  # pip, pytest, venv...
+        base = module.replace(".", "/")
+        if f"{base}.py" not in contents and f"{base}/__main__.py" not in contents:
+            problems.append(f"README.md (from {STUDENT_README}): names `python -m {module}`, "
+                            f"which is not in the release")
+    for name in sorted(set(re.findall(r"[\w./-]*\w\.(?:py|ipynb|sh|cfg|toml|txt)\b", code))):
+        name = name.lstrip("./")
+        if not any(rel == name or rel.endswith("/" + name) for rel in contents):
+            problems.append(f"README.md (from {STUDENT_README}): names {name}, which is not in "
+                            f"the release")
+    return problems
 
 
 # ---------------------------------------------------------------------------
@@ -495,91 +939,68 @@ def _process_notebook(path, raw, problems):
 # ---------------------------------------------------------------------------
 
 
-def _is_excluded(rel):
-    parts = rel.split("/")
-    if any(part in _EXCLUDED_DIR_NAMES or part.endswith(".egg-info") for part in parts[:-1]):
-        return True
-    if any(rel == top or rel.startswith(top + "/") for top in _EXCLUDED_TOP_PATHS):
-        return True
-    return rel.endswith(_EXCLUDED_SUFFIXES) or parts[-1] == ".DS_Store"
-
-
-def _git_files(root):
-    """Tracked files relative to root, or None when root is not in a git work tree."""
-    try:
-        inside = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True, text=True, check=False,
-        )
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            return None
-        listed = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z"],
-            capture_output=True, check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return [p for p in listed.stdout.decode("utf-8").split("\0") if p]
-
-
-def _walk_files(root, skip_dirs):
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if d not in _EXCLUDED_DIR_NAMES and not d.endswith(".egg-info")
-            and (here / d).resolve() not in skip_dirs
-        )
-        for name in sorted(filenames):
-            found.append((here / name).relative_to(root).as_posix())
-    return found
-
-
-def project_files(root, skip_dirs=()):
-    """The files a release ships: tracked ones in a git checkout, else a filtered walk."""
-    root = Path(root)
-    files = _git_files(root)
-    if files is None:
-        files = _walk_files(root, {Path(d).resolve() for d in skip_dirs})
-    # A tracked file deleted in the working tree is not shipped (and not an error).
-    return sorted(
-        rel for rel in files
-        if not _is_excluded(rel) and (root / rel).is_file() and not (root / rel).is_symlink()
-    )
-
-
-def plan_release(root, skip_dirs=()):
-    """Read and transform the tree in memory. Raises ReleaseError listing every problem."""
+def plan_release(root):
+    """Read HEAD and transform it in memory. Raises ReleaseError listing every problem."""
     root = Path(root).resolve()
-    problems, contents, regions, answers, source_text = [], {}, [], [], {}
-    files = project_files(root, skip_dirs)
-    notebooks = {}
+    commit = _check_git_top(root)
+    tree = _committed_files(root, commit)
+    changed, untracked = _work_tree_status(root)
+    dirty = sorted(p for p in changed if is_shipped(p) or p == STUDENT_README)
+    if dirty:
+        raise ReleaseError([
+            f"{rel}: uncommitted changes ({_describe_status(changed[rel])}); the release is "
+            f"built from the last commit, so commit (or undo) them first"
+            for rel in dirty
+        ])
+    notes = []
+    forgotten = sorted(p for p in untracked if is_shipped(p))
+    if forgotten:
+        notes.append(f"untracked, so not shipped: {', '.join(forgotten)}")
+    ignored = set(_paths(_git(root, "ls-files", "-z", "-c", "-i", "--exclude-standard")))
+
+    problems, files = [], []
+    for rel, (mode, kind, _) in sorted(tree.items()):
+        if not is_shipped(rel):
+            continue
+        if rel in ignored:
+            notes.append(f"committed but matched by .gitignore, so not shipped: {rel}")
+        elif kind != "blob" or mode not in ("100644", "100755"):
+            what = "a symbolic link" if mode == "120000" else f"not a regular file ({mode})"
+            problems.append(f"{rel}: {what} in git; the release ships regular files only")
+        else:
+            files.append(rel)
+    if STUDENT_README not in tree:
+        problems.append(f"{STUDENT_README}: not committed; it becomes the release's README.md "
+                        f"(the project's README.md, with instructor commands, is not shipped)")
+    if not any(rel.startswith("cs231n/") for rel in files):
+        problems.append(f"{root}: commit {commit[:12]} has no cs231n/ package files to release")
+    blobs = _read_blobs(root, [tree[rel][2] for rel in files + [STUDENT_README] if rel in tree])
+
+    contents, modes, regions, answers, notebooks = {}, {}, [], [], {}
     for rel in files:
-        raw = (root / rel).read_bytes()
+        raw = blobs[tree[rel][2]]
+        modes[rel] = 0o755 if tree[rel][0] == "100755" else 0o644
         if rel.endswith(".py"):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 problems.append(f"{rel}: not UTF-8 text")
                 continue
-            released, file_regions, outside = _process_python(rel, text, problems)
+            released, file_regions = _process_python(rel, text, problems)
             contents[rel] = released.encode("utf-8")
             regions.extend(file_regions)
-            source_text[rel] = outside
         elif rel.endswith(".ipynb"):
-            released, file_regions, file_answers, outside = _process_notebook(rel, raw, problems)
+            released, file_regions, file_answers = _process_notebook(rel, raw, problems)
             contents[rel] = released
             regions.extend(file_regions)
             answers.extend(file_answers)
-            source_text[rel] = outside
             notebooks[rel] = released
         else:
             contents[rel] = raw
-            try:
-                source_text[rel] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # binary: nothing of a region can hide in it, and nothing to search
+    if STUDENT_README in tree:
+        contents["README.md"] = blobs[tree[STUDENT_README][2]]
+        modes["README.md"] = 0o644
+        problems.extend(_check_student_readme(contents))
 
     headings_cache = {}
     for region in regions:
@@ -593,7 +1014,7 @@ def plan_release(root, skip_dirs=()):
         if headings is None:
             problems.append(
                 f"{region.where()}: names notebook {region.notebook!r}, which is not in the "
-                f"project"
+                f"release"
             )
         elif region.section not in headings:
             close = difflib.get_close_matches(region.section, headings, n=1)
@@ -604,76 +1025,50 @@ def plan_release(root, skip_dirs=()):
             )
     if problems:
         raise ReleaseError(problems)
-    return ReleasePlan(root, files, contents, regions, answers, source_text)
-
-
-def _sentinels(plan):
-    """Lines of regions and answers that occur nowhere else in the project."""
-    given = "\n".join(plan.source_text.values())
-    bodies = [r.body for r in plan.regions] + [a.body for a in plan.answers]
-    sentinels = set()
-    for body in bodies:
-        for line in body:
-            text = line.strip()
-            if len(text) >= _MIN_SENTINEL_CHARS and text not in given:
-                sentinels.add(text)
-    return sorted(sentinels)
-
-
-def _searchable(rel, data):
-    """Text of a released file as a reader sees it (a notebook's cells, not its JSON)."""
-    if rel.endswith(".ipynb"):
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-        parts = []
-        for cell in nb.cells:
-            parts.append(cell.source)
-            for output in cell.get("outputs", []):
-                parts.append(str(output))
-        return "\n".join(parts)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # a leak in a binary file is still found
+    leaks = find_leaks(contents, regions, answers)
+    if leaks:
+        raise ReleaseError(["solution or answer text would ship:"] + leaks)
+    return ReleasePlan(root, commit, sorted(contents), contents, modes, regions, answers, notes)
 
 
 def verify_release(plan, release_dir, zip_path, name):
     """Problems with a written release (empty list when it is clean)."""
     release_dir = Path(release_dir)
     problems = []
-    written = sorted(
-        p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file()
-    )
-    if written != sorted(plan.files):
+    written = {
+        p.relative_to(release_dir).as_posix(): p.read_bytes()
+        for p in sorted(release_dir.rglob("*")) if p.is_file()
+    }
+    if sorted(written) != plan.files:
         problems.append(
             f"release files differ from the plan: extra {sorted(set(written) - set(plan.files))},"
             f" missing {sorted(set(plan.files) - set(written))}"
         )
-    sentinels = _sentinels(plan)
-    for rel in written:
-        data = (release_dir / rel).read_bytes()
-        text = _searchable(rel, data)
-        for sentinel in sentinels:
-            if sentinel in text:
-                problems.append(f"{rel}: contains solution or answer text {sentinel!r}")
+    problems.extend(f"{rel}: differs from the plan" for rel in sorted(written)
+                    if rel in plan.contents and written[rel] != plan.contents[rel])
+    for rel, data in written.items():
         if rel.endswith(".ipynb"):
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code" and (cell.outputs or cell.execution_count):
                     problems.append(f"{rel} cell {index}: outputs not cleared")
-    with zipfile.ZipFile(zip_path) as archive:
+    zip_bytes = Path(zip_path).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
         members = sorted(archive.namelist())
-        expected = sorted(f"{name}/{rel}" for rel in written)
-        if members != expected:
-            problems.append(f"{zip_path.name}: members differ from {release_dir.name}/")
+        if members != sorted(f"{name}/{rel}" for rel in written):
+            problems.append(f"{Path(zip_path).name}: members differ from {release_dir.name}/")
         else:
-            for rel in written:
-                if archive.read(f"{name}/{rel}") != (release_dir / rel).read_bytes():
-                    problems.append(f"{zip_path.name}: {rel} differs from the release directory")
+            problems.extend(
+                f"{Path(zip_path).name}: {rel} differs from the release directory"
+                for rel in sorted(written) if archive.read(f"{name}/{rel}") != written[rel]
+            )
+    written[Path(zip_path).name] = zip_bytes
+    problems.extend(find_leaks(written, plan.regions, plan.answers))
     return problems
 
 
 def _write_zip(zip_path, release_dir, name):
-    # Fixed timestamps and sorted members: the same tree gives the same zip.
+    # Fixed timestamps and sorted members: the same commit gives the same zip.
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(p for p in release_dir.rglob("*") if p.is_file()):
             rel = path.relative_to(release_dir).as_posix()
@@ -698,8 +1093,9 @@ def _check_out_dir(root, out):
             raise ReleaseError([f"--out {out}: exists and is not a directory"])
         if not (out / OUT_MARKER).is_file() and any(out.iterdir()):
             raise ReleaseError([
-                f"--out {out}: exists, is not empty and was not created by instructor_tools.release "
-                f"(no {OUT_MARKER} file in it); choose another directory"
+                f"--out {out}: exists, is not empty and was not created by "
+                f"instructor_tools.release (no {OUT_MARKER} file in it); choose another "
+                f"directory"
             ])
 
 
@@ -716,7 +1112,7 @@ def build_release(root, out=None, name=DEFAULT_NAME):
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ReleaseError([f"--name {name!r}: expected letters, digits, '.', '_' or '-'"])
     _check_out_dir(root, out)
-    plan = plan_release(root, skip_dirs=[out])
+    plan = plan_release(root)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / OUT_MARKER).write_text("created by python -m instructor_tools.release\n")
@@ -727,7 +1123,7 @@ def build_release(root, out=None, name=DEFAULT_NAME):
             target = staged_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(plan.contents[rel])
-            shutil.copymode(root / rel, target)
+            target.chmod(plan.modes[rel])
         staged_zip = staging / f"{name}.zip"
         _write_zip(staged_zip, staged_dir, name)
         problems = verify_release(plan, staged_dir, staged_zip, name)
@@ -746,12 +1142,13 @@ def build_release(root, out=None, name=DEFAULT_NAME):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m instructor_tools.release",
-        description="Write the student version of the project: solution regions replaced "
-        "by NotImplementedError, answers by a prompt, notebook outputs cleared.",
+        description="Write the student version of the project's last commit: solution "
+        "regions replaced by NotImplementedError, answers by a prompt, notebook outputs "
+        "cleared, only the files on the allow-list.",
     )
     default_root = Path(__file__).resolve().parent.parent
     parser.add_argument("--root", type=Path, default=default_root,
-                        help="project to release (default: %(default)s)")
+                        help="top of the project's git work tree (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: ROOT/release)")
     parser.add_argument("--name", default=DEFAULT_NAME,
@@ -765,11 +1162,13 @@ def main(argv=None):
             print(f"  {i}. {problem}", file=sys.stderr)
         return 1
     files_with_regions = sorted({r.path for r in plan.regions})
-    print(f"release: {len(plan.files)} files -> {release_dir}")
+    print(f"release: {len(plan.files)} files of commit {plan.commit[:12]} -> {release_dir}")
     print(f"         zip -> {zip_path}")
     print(f"         {len(plan.regions)} solution regions replaced in "
           f"{', '.join(files_with_regions) or 'no file'}")
     print(f"         {len(plan.answers)} answers replaced by the prompt")
+    for note in plan.notes:
+        print(f"release: note: {note}")
     if not plan.regions:
         print("release: warning: no solution regions found; is this already a release?")
     return 0

@@ -1,20 +1,27 @@
-"""Tests of the student-release generator (instructor_tools.release).
+"""Tests of the student-release builder (instructor_tools.release).
 
 Two kinds:
-- on fixture projects built in tmp_path: marker handling, refusals, leak check, output
-  safety. These hold in any tree, the student release included.
-- on this project itself (``real_release``): the release imports, its unit tests fail
-  with NotImplementedError and nothing else, its notebooks first fail with
-  NotImplementedError, its README commands exist. In a student release there are no
-  solution regions left to release, so these are skipped there.
+- on fixture projects, git checkouts built and committed in tmp_path: what ships (the
+  allow-list, committed files only), refusals (outside git, uncommitted changes, bad
+  markers, leaks of solution or answer text anywhere), output safety;
+- on this project's own last commit (``real_release``, built from a clone of HEAD so that
+  other people's uncommitted work neither breaks it nor slips into it): the release's
+  cs231n/ holds exactly the student's files and nothing of instructor_tools/ ships; it
+  imports; its unit tests fail with NotImplementedError naming the function and notebook
+  section, and with nothing else; its notebooks first fail with NotImplementedError; its
+  README names only what it has.
 """
+import base64
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import warnings
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -30,18 +37,22 @@ from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 REPO = Path(__file__).resolve().parents[2]
 B = "### BEGIN " + "SOLUTION"  # split: this file holds no marker of its own
 E = "### END " + "SOLUTION"
+NB = "Dropout.ipynb"  # the fixture's notebook (a name on the allow-list)
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None,
+                                reason="the release is built from a git checkout")
 
 LAYERS_PY = f'''"""Fixture layers. A docstring may mention {B} without being a region."""
 import numpy as np
 
-MARKER_TEXT = "{B} (Guide.ipynb: \\"Scaling: forward pass\\")"  # a string, not a marker
+MARKER_TEXT = "{B} ({NB}: \\"Scaling: forward pass\\")"  # a string, not a marker
 
 
 def scale_forward(x, factor):
     """out = factor * x."""
     if factor <= 0:
         raise ValueError(f"factor: expected > 0, got {{factor}}")
-    {B} (Guide.ipynb: "Scaling: forward pass")
+    {B} ({NB}: "Scaling: forward pass")
     scaled_secret_alpha = np.multiply(x, factor)
     out = scaled_secret_alpha.copy()
     {E}
@@ -51,16 +62,31 @@ def scale_forward(x, factor):
 class Net:
     def loss(self, x):
         if x is not None:
-            {B} (Guide.ipynb: "Scaling: backward pass")
+            {B} ({NB}: "Scaling: backward pass")
             value = float(np.sum(x)) * 3.25  # secret_beta
             {E}
         else:
             value = 0.0
         return value
+
+
+def shift_backward(dout, cache):
+    """dx and dshift of out = x + shift, for dout: (N, D)."""
+    {B} ({NB}: "Scaling: backward pass")
+    shift_grad_total = dout.sum(axis=0)
+    dx = dout.copy()
+    dx_checked = np.asarray(dx, dtype=np.float64)
+    return dx_checked, shift_grad_total
+    {E}
 '''
+# Lines of shift_backward's region, for copies in other files.
+SHIFT_LINES = ["shift_grad_total = dout.sum(axis=0)", "dx = dout.copy()",
+               "dx_checked = np.asarray(dx, dtype=np.float64)",
+               "return dx_checked, shift_grad_total"]
+ANSWER_TEXT = "The hidden answer epsilon: scaling commutes with every linear map."
 
 TEST_LAYERS_PY = '''import numpy as np
-from cs231n.layers import scale_forward, Net
+from cs231n.layers import scale_forward, shift_backward, Net
 
 
 def test_scale_forward():
@@ -71,9 +97,21 @@ def test_net_loss():
     assert Net().loss(np.ones(2)) == 6.5
 
 
+def test_shift_backward():
+    dx, dshift = shift_backward(np.ones((2, 3)), None)
+    assert dx.shape == (2, 3) and np.allclose(dshift, 2.0)
+
+
 def test_given_code_still_works():
     assert Net().loss(None) == 0.0
 '''
+
+STUDENT_README = "# Fixture\n\nRun `make test`, edit `cs231n/layers.py`, then `bash collectSubmission.sh`.\n"
+MAKEFILE = (
+    "test:\n\tpython -m pytest tests\n\n"
+    "instructors-only:\n\t@test -d instructor_tools\n\n"
+    "release: instructors-only\n\tpython -m instructor_tools.release\n"
+)
 
 
 def guide_notebook():
@@ -87,7 +125,7 @@ def guide_notebook():
         new_code_cell(
             "def helper(v):\n"
             "    w = v + 1\n"
-            f"    {B} (Guide.ipynb: \"Scaling: backward pass\")\n"
+            f"    {B} ({NB}: \"Scaling: backward pass\")\n"
             "    w = w * 17  # secret_gamma_cell\n"
             f"    {E}\n"
             "    return w\n"
@@ -96,66 +134,101 @@ def guide_notebook():
             outputs=[new_output("execute_result", data={"text/plain": "34"}, execution_count=3)],
         ),
         new_code_cell(
-            f"{B} (Guide.ipynb: \"Scaling: forward pass\")\n"
+            f"{B} ({NB}: \"Scaling: forward pass\")\n"
             "top_level_secret_delta = 41 + 1\n"
             f"{E}",
             execution_count=4,
         ),
         new_markdown_cell(
             "### Question\nWhy?\n\n**Your answer:**\n"
-            f"{ANSWER_BEGIN}\nThe hidden answer epsilon: scaling commutes.\n{ANSWER_END}"
+            f"{ANSWER_BEGIN}\n{ANSWER_TEXT}\n{ANSWER_END}"
         ),
     ])
 
 
 def fixture_files():
-    """The fixture project as {relative path: text}."""
+    """The fixture project as {relative path: text}: the student's side and the instructor's."""
     return {
         "cs231n/__init__.py": "",
         "cs231n/layers.py": LAYERS_PY,
+        "student_tools/__init__.py": "",
         "tests/test_layers.py": TEST_LAYERS_PY,
-        "Guide.ipynb": nbformat.writes(guide_notebook()),
-        "Makefile": "test:\n\tpython -m pytest tests\n",
-        "README.md": "Run `make test`.\n",
-        "run.sh": "#!/bin/sh\necho run\n",
+        NB: nbformat.writes(guide_notebook()),
+        "Makefile": MAKEFILE,
+        "collectSubmission.sh": "#!/bin/sh\necho packing\n",
+        ".gitignore": "release/\n*.zip\n*.pdf\n*.pkl\ndatasets/cifar-10-batches-py/\n",
+        # Never shipped:
+        "README.md": "Instructors: run `make release`.\n",
+        release.STUDENT_README: STUDENT_README,
+        "instructor_tools/__init__.py": "",
+        "instructor_tools/tests/test_hidden.py": "def test_hidden():\n    assert True\n",
+        ".ci/run": "#!/bin/sh\nmake test\n",
+        "requirements-ci.txt": "torch==2.13.0\n",
+        "notes.md": "instructor notes\n",
     }
 
 
-def write_project(root, files):
+SHIPPED = sorted([".gitignore", NB, "Makefile", "README.md", "collectSubmission.sh",
+                  "cs231n/__init__.py", "cs231n/layers.py", "student_tools/__init__.py",
+                  "tests/test_layers.py"])
+SECRETS = ["scaled_secret_alpha", "secret_beta", "3.25", "secret_gamma_cell",
+           "top_level_secret_delta", "shift_grad_total", "dx_checked", "hidden answer epsilon"]
+N_REGIONS = 5
+
+
+def git(root, *args):
+    """Run git in root, as a fixture author would (own identity, no user config)."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=Fixture", "-c", "user.email=f@example.org",
+         "-c", "commit.gpgsign=false", *args],
+        check=True, capture_output=True, env=env,
+    ).stdout
+
+
+def write_files(root, files):
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    (root / "run.sh").chmod(0o755)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+    if (root / "collectSubmission.sh").exists():
+        (root / "collectSubmission.sh").chmod(0o755)
     return root
+
+
+def make_checkout(root, files):
+    """A git repository at root holding files, all committed."""
+    write_files(root, files)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "fixture")
+    return root
+
+
+def commit(root, message="change"):
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
 
 
 @pytest.fixture
 def project(tmp_path):
-    root = write_project(tmp_path / "proj", fixture_files())
-    # Strays a walk must leave out.
-    for rel in (".venv/lib/site.py", "datasets/cifar-10-batches-py/data_batch_1",
-                "cs231n/__pycache__/layers.cpython-311.pyc", ".ipynb_checkpoints/Guide.ipynb",
-                "release/old/leftover.txt", "cs231n.egg-info/PKG-INFO", "datasets/x.tar.gz"):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text("stray\n")
-    # An earlier release of ours (marked), which a walk must not ship either.
-    (root / "release" / release.OUT_MARKER).write_text("")
-    return root
+    return make_checkout(tmp_path / "proj", fixture_files())
 
 
-SECRETS = ["scaled_secret_alpha", "secret_beta", "3.25", "secret_gamma_cell",
-           "top_level_secret_delta", "The hidden answer epsilon"]
-SHIPPED = ["Guide.ipynb", "Makefile", "README.md", "cs231n/__init__.py", "cs231n/layers.py",
-           "run.sh", "tests/test_layers.py"]
-
-
-def tree_digest(root, skip=None):
+def tree_digest(root, skip=()):
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(Path(root).rglob("*"))
-        if p.is_file() and not (skip and skip in p.parents)
+        if p.is_file() and not any(s in p.parents for s in skip)
     }
+
+
+def shipped_files(release_dir):
+    return sorted(p.relative_to(release_dir).as_posix()
+                  for p in release_dir.rglob("*") if p.is_file())
 
 
 def build(root, **kwargs):
@@ -163,28 +236,41 @@ def build(root, **kwargs):
     return release.build_release(root, **kwargs)
 
 
+def refused(root, **kwargs):
+    """The problems of a refused build; checks that nothing was written."""
+    before = tree_digest(root, skip=(root / ".git",))
+    with pytest.raises(release.ReleaseError) as info:
+        build(root, **kwargs)
+    assert tree_digest(root, skip=(root / ".git",)) == before
+    assert not (root / "release").exists()
+    return info.value.problems
+
+
 # ---------------------------------------------------------------------------
 # What a release contains
 # ---------------------------------------------------------------------------
 
 
-def test_layout_zip_and_strays(project):
-    before = tree_digest(project, skip=project / "release")
+def test_layout_zip_and_allow_list(project):
+    before = tree_digest(project, skip=(project / "release",))
     release_dir, zip_path, plan = build(project)
     assert release_dir == project / "release" / "student"
     assert zip_path == project / "release" / "student.zip"
-    shipped = sorted(p.relative_to(release_dir).as_posix()
-                     for p in release_dir.rglob("*") if p.is_file())
-    assert shipped == SHIPPED
+    # Only the allow-list: no instructor_tools/, .ci/, requirements-ci.txt, notes.
+    assert shipped_files(release_dir) == SHIPPED
     with zipfile.ZipFile(zip_path) as archive:
         assert sorted(archive.namelist()) == [f"student/{rel}" for rel in SHIPPED]
-        mode = archive.getinfo("student/run.sh").external_attr >> 16
+        mode = archive.getinfo("student/collectSubmission.sh").external_attr >> 16
         assert mode & 0o111  # executable scripts stay executable
-    assert os.access(release_dir / "run.sh", os.X_OK)
+    assert os.access(release_dir / "collectSubmission.sh", os.X_OK)
+    assert not os.access(release_dir / "Makefile", os.X_OK)
+    # The students' README, not the instructors'.
+    assert (release_dir / "README.md").read_text() == STUDENT_README
     assert (project / "release" / release.OUT_MARKER).is_file()
     # The source tree is unchanged; only release/ was written.
-    assert tree_digest(project, skip=project / "release") == before
-    assert len(plan.regions) == 4 and len(plan.answers) == 1
+    assert tree_digest(project, skip=(project / "release",)) == before
+    assert len(plan.regions) == N_REGIONS and len(plan.answers) == 1
+    assert plan.commit == git(project, "rev-parse", "HEAD").decode().strip()
 
 
 def test_python_regions_replaced_at_their_indentation(project):
@@ -194,14 +280,14 @@ def test_python_regions_replaced_at_their_indentation(project):
     assert (
         '        raise ValueError(f"factor: expected > 0, got {factor}")\n'
         "    # TODO: your code here, in place of this raise.\n"
-        "    raise NotImplementedError('scale_forward: not implemented yet; see Guide.ipynb, "
+        f"    raise NotImplementedError('scale_forward: not implemented yet; see {NB}, "
         f"section {section}')\n"
         "    return out\n"
     ) in text
     assert (
         "        if x is not None:\n"
         "            # TODO: your code here, in place of this raise.\n"
-        "            raise NotImplementedError('Net.loss: not implemented yet; see Guide.ipynb, "
+        f"            raise NotImplementedError('Net.loss: not implemented yet; see {NB}, "
         "section \"Scaling: backward pass\"')\n"
         "        else:\n"
     ) in text
@@ -213,7 +299,7 @@ def test_python_regions_replaced_at_their_indentation(project):
 
 def test_notebook_regions_answers_and_outputs(project):
     release_dir, _, _ = build(project)
-    nb = nbformat.read(release_dir / "Guide.ipynb", as_version=4)
+    nb = nbformat.read(release_dir / NB, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
@@ -221,7 +307,7 @@ def test_notebook_regions_answers_and_outputs(project):
         "def helper(v):\n"
         "    w = v + 1\n"
         "    # TODO: your code here, in place of this raise.\n"
-        "    raise NotImplementedError('helper: not implemented yet; see Guide.ipynb, section "
+        f"    raise NotImplementedError('helper: not implemented yet; see {NB}, section "
         "\"Scaling: backward pass\"')\n"
         "    return w\n"
         "%time helper(1)"
@@ -245,7 +331,7 @@ def test_no_solution_or_answer_text_anywhere(project):
                 assert secret.encode() not in archive.read(name)
 
 
-def test_released_package_and_tests_fail_only_with_not_implemented(project, tmp_path):
+def test_released_tests_fail_only_with_not_implemented_naming_the_section(project, tmp_path):
     release_dir, _, _ = build(project)
     junit = tmp_path / "junit.xml"
     done = subprocess.run(
@@ -256,18 +342,23 @@ def test_released_package_and_tests_fail_only_with_not_implemented(project, tmp_
     )
     assert done.returncode == 1, done.stdout + done.stderr
     outcomes = _junit_outcomes(junit)
-    assert outcomes == {
+    assert {k: v[0] for k, v in outcomes.items()} == {
         "test_scale_forward": "NotImplementedError",
         "test_net_loss": "NotImplementedError",
+        "test_shift_backward": "NotImplementedError",
         "test_given_code_still_works": "passed",
     }
+    assert outcomes["test_shift_backward"][1] == (
+        f'NotImplementedError: shift_backward: not implemented yet; see {NB}, section '
+        f'"Scaling: backward pass"'
+    )
 
 
 def _junit_outcomes(path):
-    """{test id: 'passed' | 'skipped' | exception type name} from a junit xml file.
+    """{test id: (outcome, message)} from a junit xml file.
 
-    A module that fails to import shows as id 'collect:<module>' with the type of the
-    exception raised at import.
+    outcome is 'passed', 'skipped' or the name of the exception type. A module that fails
+    to import shows as id 'collect:<module>' with the type of the exception raised at import.
     """
     outcomes = {}
     for case in ET.parse(path).getroot().iter("testcase"):
@@ -276,7 +367,7 @@ def _junit_outcomes(path):
             problem = case.find("error")
         name = case.get("name")
         if problem is None:
-            outcomes[name] = "skipped" if case.find("skipped") is not None else "passed"
+            outcomes[name] = ("skipped" if case.find("skipped") is not None else "passed", "")
             continue
         message = problem.get("message", "")
         if message == "collection failure":
@@ -285,27 +376,149 @@ def _junit_outcomes(path):
                       if line.startswith("E ")]
             message = raised[-1] if raised else message
         match = re.match(r"(?:\w+\.)*(\w+(?:Error|Exception|Exit|Interrupt)\w*)", message)
-        outcomes[name] = match[1] if match else message
+        outcomes[name] = (match[1] if match else message, message)
     return outcomes
 
 
-def test_git_checkout_ships_tracked_files_only(project):
-    if shutil.which("git") is None:
-        pytest.skip("git not installed")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", *SHIPPED], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "fixture"], check=True)
-    (project / "untracked_notes.py").write_text("x = 1\n")
+def test_untracked_and_unlisted_files_never_ship(project):
+    """A solved submission zip, its PDF, pickles, data: never shipped, tracked or not."""
+    solved = io.BytesIO()
+    with zipfile.ZipFile(solved, "w") as archive:
+        archive.writestr("cs231n/layers.py", LAYERS_PY)
+        archive.writestr(NB, nbformat.writes(guide_notebook()))
+    write_files(project, {
+        "cs231n_submission.zip": solved.getvalue(),      # ignored by .gitignore
+        "notebooks.pdf": b"%PDF-1.4 scaled_secret_alpha\n",
+        "cs231n/cache.pkl": b"\x80\x04scaled_secret_alpha",
+        "datasets/cifar-10-batches-py/data_batch_1": b"\x80\x04data",
+        "solutions_backup.zip": solved.getvalue(),
+        "cs231n/scratch_solution.py": "scaled_secret_alpha = 1\n",  # untracked, on the list
+        "tests/test_scratch.py": "def test_x():\n    pass\n",
+    })
+    # Committed but not on the allow-list (a zip forced past .gitignore, a PDF, data).
+    git(project, "add", "-f", "solutions_backup.zip", "notebooks.pdf")
+    git(project, "commit", "-q", "-m", "instructor files")
+    release_dir, zip_path, plan = build(project)
+    assert shipped_files(release_dir) == SHIPPED
+    assert plan.notes == ["untracked, so not shipped: cs231n/scratch_solution.py, "
+                          "tests/test_scratch.py"]
+
+
+def test_only_the_commit_ships_not_ignored_tracked_files(project):
+    # A tracked file that .gitignore matches (added before the rule) does not ship.
+    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "tests/old_*.py\n")
+    write_files(project, {"tests/old_helpers.py": "x = 1\n"})
+    git(project, "add", "-f", "tests/old_helpers.py")
+    commit(project)
+    release_dir, _, plan = build(project)
+    assert "tests/old_helpers.py" not in shipped_files(release_dir)
+    assert any("matched by .gitignore, so not shipped: tests/old_helpers.py" in n
+               for n in plan.notes)
+
+
+@pytest.mark.parametrize("rel, expected", [
+    ("cs231n/layers.py", True), ("cs231n/classifiers/fc_net.py", True),
+    ("student_tools/submission.py", True), ("tests/test_layers.py", True),
+    ("tests/nbval_sanitize.cfg", True), ("BatchNormalization.ipynb", True),
+    ("datasets/get_datasets.sh", True), (".gitignore", True),
+    ("instructor_tools/release.py", False), ("instructor_tools/tests/test_release.py", False),
+    ("instructor_tools/grade/hidden/test_hidden.py", False), (".ci/run", False),
+    ("requirements-ci.txt", False), ("README.md", False), ("cs231n/notes.md", False),
+    ("cs231n_submission.zip", False), ("notebooks.pdf", False), ("cs231n/x.pkl", False),
+    ("tests/data/batch.npz", False), ("Scratch.ipynb", False), ("cs231n/layers.pyc", False),
+    ("cs231n/.ipynb_checkpoints/layers-checkpoint.py", False),
+    ("cs231n/__pycache__/layers.py", False), ("datasets/cifar-10-batches-py/readme.py", False),
+    ("release/cs231n-student/cs231n/layers.py", False), ("benchmarks/bench.py", False),
+])
+def test_allow_list(rel, expected):
+    assert release.is_shipped(rel) is expected
+
+
+# ---------------------------------------------------------------------------
+# Refusals: a clear message and nothing written
+# ---------------------------------------------------------------------------
+
+
+def test_outside_git_refused(tmp_path):
+    root = write_files(tmp_path / "proj", fixture_files())
+    problems = refused(root)
+    assert len(problems) == 1 and problems[0].startswith(f"--root {root}: not a git checkout")
+
+
+def test_a_folder_inside_another_repository_refused(tmp_path):
+    outer = make_checkout(tmp_path / "outer", {"x.txt": "x\n"})
+    root = write_files(outer / "proj", fixture_files())
+    commit(outer)
+    problems = refused(root)
+    assert problems == [f"--root {root}: not the top of its git work tree ({outer}); the "
+                        f"project must be a repository of its own"]
+
+
+def test_a_repository_without_commits_refused(tmp_path):
+    root = write_files(tmp_path / "proj", fixture_files())
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    assert refused(root) == [f"--root {root}: no commit yet; the release is built from HEAD"]
+
+
+def _modify(rel, text="\n# changed\n"):
+    def change(root):
+        with open(root / rel, "a") as handle:
+            handle.write(text)
+    return change
+
+
+def _stage(change, rel):
+    def staged(root):
+        change(root)
+        git(root, "add", "-A", "--", rel)
+    return staged
+
+
+def _delete(rel):
+    return lambda root: (root / rel).unlink()
+
+
+def _new_file(rel):
+    def add(root):
+        write_files(root, {rel: "def test_new():\n    pass\n"})
+        git(root, "add", rel)
+    return add
+
+
+@pytest.mark.parametrize("change, rel, status", [
+    (_modify("tests/test_layers.py"), "tests/test_layers.py", "modified, not staged"),
+    (_stage(_modify("cs231n/layers.py"), "cs231n/layers.py"), "cs231n/layers.py",
+     "modified, staged"),
+    (_delete("collectSubmission.sh"), "collectSubmission.sh", "deleted, not staged"),
+    (_new_file("tests/test_new.py"), "tests/test_new.py", "added, staged"),
+    (_modify(release.STUDENT_README), release.STUDENT_README, "modified, not staged"),
+    (_modify(NB, " "), NB, "modified, not staged"),
+], ids=["unstaged", "staged", "deleted", "added", "student-readme", "notebook"])
+def test_uncommitted_change_to_a_shipped_file_refused(project, change, rel, status):
+    change(project)
+    assert refused(project) == [
+        f"{rel}: uncommitted changes ({status}); the release is built from the last commit, "
+        f"so commit (or undo) them first"
+    ]
+
+
+def test_every_uncommitted_file_named(project):
+    _modify("tests/test_layers.py")(project)
+    _stage(_modify("cs231n/layers.py"), "cs231n/layers.py")(project)
+    _modify("cs231n/layers.py", "\n# and more\n")(project)
+    problems = refused(project)
+    assert [p.split(":")[0] for p in problems] == ["cs231n/layers.py", "tests/test_layers.py"]
+    assert "(modified, staged; modified, not staged)" in problems[0]
+
+
+def test_uncommitted_changes_elsewhere_allowed(project):
+    """Instructor files and untracked files may change: they do not ship."""
+    _modify("README.md")(project)
+    _modify("instructor_tools/tests/test_hidden.py")(project)
+    write_files(project, {"instructor_tools/grade/hidden.py": "SECRET = 1\n"})
     release_dir, _, _ = build(project)
-    shipped = sorted(p.relative_to(release_dir).as_posix()
-                     for p in release_dir.rglob("*") if p.is_file())
-    assert shipped == SHIPPED
-
-
-# ---------------------------------------------------------------------------
-# Refusals: a clear message and no release
-# ---------------------------------------------------------------------------
+    assert shipped_files(release_dir) == SHIPPED
 
 
 def _edit_layers(old, new):
@@ -323,9 +536,9 @@ def _append_layers(code):
 
 def _edit_notebook(edit_nb):
     def edit(files):
-        nb = nbformat.reads(files["Guide.ipynb"], as_version=4)
+        nb = nbformat.reads(files[NB], as_version=4)
         edit_nb(nb)
-        files["Guide.ipynb"] = nbformat.writes(nb)
+        files[NB] = nbformat.writes(nb)
     return edit
 
 
@@ -337,48 +550,49 @@ def _cell_source(index, old, new):
 
 
 BAD_TREES = [
-    pytest.param(_edit_layers(f"            {E}\n        else:", "        else:"),
-                 r"^cs231n/layers.py line 21: BEGIN marker never closed by an END marker$",
+    pytest.param(_edit_layers(f"    return dx_checked, shift_grad_total\n    {E}\n",
+                              "    return dx_checked, shift_grad_total\n"),
+                 r"^cs231n/layers.py line 31: BEGIN marker never closed by an END marker$",
                  id="unclosed"),
     pytest.param(_append_layers(f"\n\ndef extra():\n    {E}\n    return 1\n"),
                  r"cs231n/layers.py line \d+: END marker without a BEGIN marker", id="stray-end"),
     pytest.param(_edit_layers("    out = scaled_secret_alpha.copy()\n",
-                              f"    {B} (Guide.ipynb: \"Scaling: forward pass\")\n"
+                              f"    {B} ({NB}: \"Scaling: forward pass\")\n"
                               f"    out = scaled_secret_alpha.copy()\n"),
                  r"line 13: solution region opened inside the region opened at line 11 "
                  r"\(regions cannot nest\)", id="nested"),
-    pytest.param(_append_layers(f"\n{B} (Guide.ipynb: \"Scaling: forward pass\")\nmodule_level = 1\n{E}\n"),
+    pytest.param(_append_layers(f"\n{B} ({NB}: \"Scaling: forward pass\")\nmodule_level = 1\n{E}\n"),
                  r"cs231n/layers.py line \d+: solution region outside a function", id="outside-function"),
-    pytest.param(_edit_layers('(Guide.ipynb: "Scaling: forward pass")\n    scaled',
-                              '(Guide.ipynb: "Scaling: forwards pass")\n    scaled'),
-                 r"cs231n/layers.py line 11: Guide.ipynb has no heading 'Scaling: forwards pass'; "
+    pytest.param(_edit_layers(f'({NB}: "Scaling: forward pass")\n    scaled',
+                              f'({NB}: "Scaling: forwards pass")\n    scaled'),
+                 rf"cs231n/layers.py line 11: {NB} has no heading 'Scaling: forwards pass'; "
                  r"did you mean 'Scaling: forward pass'\?", id="unknown-section"),
-    pytest.param(_edit_layers('(Guide.ipynb: "Scaling: backward pass")',
+    pytest.param(_edit_layers(f'({NB}: "Scaling: backward pass")',
                               '(Missing.ipynb: "Scaling: backward pass")'),
-                 r"names notebook 'Missing.ipynb', which is not in the project", id="unknown-notebook"),
-    pytest.param(_edit_layers('    ' + B + ' (Guide.ipynb: "Scaling: forward pass")', "    " + B),
+                 r"names notebook 'Missing.ipynb', which is not in the release", id="unknown-notebook"),
+    pytest.param(_edit_layers('    ' + B + f' ({NB}: "Scaling: forward pass")', "    " + B),
                  r"line 11: malformed solution marker '### BEGIN SOLUTION'; expected", id="malformed"),
-    pytest.param(_append_layers(f"\n\ndef cut(v):\n    total = max(\n        {B} (Guide.ipynb: "
+    pytest.param(_append_layers(f"\n\ndef cut(v):\n    total = max(\n        {B} ({NB}: "
                                 f"\"Scaling: forward pass\")\n        v, 1)\n    {E}\n    return total\n"),
                  r"the region cuts the statement at line \d+ in two", id="cuts-statement"),
-    pytest.param(_append_layers(f"\n\ndef branches(v):\n    if v:\n        {B} (Guide.ipynb: "
+    pytest.param(_append_layers(f"\n\ndef branches(v):\n    if v:\n        {B} ({NB}: "
                                 f"\"Scaling: forward pass\")\n        w = 1\n    else:\n        w = 2\n"
                                 f"        {E}\n    return w\n"),
                  r"the region spans two blocks \(e.g. an if and its else\)", id="spans-if-else"),
-    pytest.param(_append_layers(f"\n\ndef shifted(v):\n    {B} (Guide.ipynb: \"Scaling: forward pass\")\n"
+    pytest.param(_append_layers(f"\n\ndef shifted(v):\n    {B} ({NB}: \"Scaling: forward pass\")\n"
                                 f"    if v:\n        w = 1\n    {E}\n    return w\n\n\n"
-                                f"def deeper(v):\n    if v:\n    {B} (Guide.ipynb: \"Scaling: forward pass\")\n"
+                                f"def deeper(v):\n    if v:\n    {B} ({NB}: \"Scaling: forward pass\")\n"
                                 f"        w = 1\n    {E}\n    return w\n"),
                  r"the BEGIN marker is indented 4 columns but the region's code 8", id="indent-mismatch"),
-    pytest.param(_append_layers(f"\n\ndef empty(v):\n    {B} (Guide.ipynb: \"Scaling: forward pass\")\n"
+    pytest.param(_append_layers(f"\n\ndef empty(v):\n    {B} ({NB}: \"Scaling: forward pass\")\n"
                                 f"    # only a comment\n    {E}\n    return v\n"),
                  r"solution region holds no code", id="empty-region"),
     pytest.param(_cell_source(6, ANSWER_END, ""),
-                 r"Guide.ipynb cell 6 line 5: <!-- BEGIN ANSWER --> never closed", id="answer-unclosed"),
+                 rf"{NB} cell 6 line 5: <!-- BEGIN ANSWER --> never closed", id="answer-unclosed"),
     pytest.param(_cell_source(6, ANSWER_BEGIN, "<!-- BEGIN ANSWER"),
                  r"malformed answer marker '<!-- BEGIN ANSWER'", id="answer-malformed"),
     pytest.param(_cell_source(5, E, "# nothing"),
-                 r"Guide.ipynb cell 5 line 1: BEGIN marker never closed", id="cell-unclosed"),
+                 rf"{NB} cell 5 line 1: BEGIN marker never closed", id="cell-unclosed"),
 ]
 
 
@@ -386,11 +600,9 @@ BAD_TREES = [
 def test_bad_markers_refused_without_writing(tmp_path, damage, problem_re):
     files = fixture_files()
     damage(files)
-    root = write_project(tmp_path / "proj", files)
-    with pytest.raises(release.ReleaseError) as info:
-        build(root)
-    assert any(re.search(problem_re, p) for p in info.value.problems), info.value.problems
-    assert not (root / "release").exists()
+    root = make_checkout(tmp_path / "proj", files)
+    problems = refused(root)
+    assert any(re.search(problem_re, p) for p in problems), problems
 
 
 def test_every_problem_listed_by_the_command(tmp_path, capsys):
@@ -398,42 +610,234 @@ def test_every_problem_listed_by_the_command(tmp_path, capsys):
     BAD_TREES[0].values[0](files)  # unclosed region in layers.py
     BAD_TREES[4].values[0](files)  # ...and a section that does not exist elsewhere
     _cell_source(6, ANSWER_END, "")(files)
-    root = write_project(tmp_path / "proj", files)
+    root = make_checkout(tmp_path / "proj", files)
     assert release.main(["--root", str(root)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "release: refused, nothing written:"
     assert [line.split(".")[0].strip() for line in err[1:]] == ["1", "2", "3"]
     # Files in path order, then the sections named by the regions found.
-    assert "Guide.ipynb cell 6 line 5: <!-- BEGIN ANSWER --> never closed" in err[1]
-    assert "cs231n/layers.py line 21: BEGIN marker never closed" in err[2]
-    assert "Guide.ipynb has no heading 'Scaling: forwards pass'" in err[3]
+    assert f"{NB} cell 6 line 5: <!-- BEGIN ANSWER --> never closed" in err[1]
+    assert "cs231n/layers.py line 31: BEGIN marker never closed" in err[2]
+    assert f"{NB} has no heading 'Scaling: forwards pass'" in err[3]
     assert not (root / "release").exists()
 
 
-def test_a_leak_is_caught_after_writing(project, monkeypatch):
-    """If the replacement kept solution lines, the release is discarded."""
+# ---------------------------------------------------------------------------
+# Leaks: solution regions and answers, wherever they hide
+# ---------------------------------------------------------------------------
+
+SHIFT_WHERE = "the solution region at cs231n/layers.py line 31"
+ANSWER_WHERE = f"the answer at {NB} cell 6 line 5"
+
+
+def _indented(lines, prefix):
+    return "".join(f"{prefix}{line}\n" for line in lines)
+
+
+def _notebook_with(edit_nb):
+    nb = guide_notebook()
+    edit_nb(nb)
+    return nbformat.writes(nb)
+
+
+def _markdown_attachment(nb):
+    payload = base64.b64encode("\n".join(SHIFT_LINES).encode()).decode()
+    cell = new_markdown_cell("![figure](attachment:derivation.txt)")
+    cell["attachments"] = {"derivation.txt": {"text/plain": payload}}
+    nb.cells.append(cell)
+
+
+LEAKS = [
+    # The case of the issue: a test file holding a whole copy of a region.
+    pytest.param({"tests/test_copy.py": "def reference(dout):\n"
+                  + _indented(SHIFT_LINES, "    ")}, "tests/test_copy.py", SHIFT_WHERE, 3,
+                 id="region-copied-into-a-test"),
+    pytest.param({"tests/test_copy.py": "def reference(dout):\n"
+                  + _indented(SHIFT_LINES[1:], "    ")}, "tests/test_copy.py", SHIFT_WHERE, 3,
+                 id="three-consecutive-lines"),
+    pytest.param({"tests/test_copy.py": "def reference(dout):\n    # " + SHIFT_LINES[0] + "\n\n"
+                  + _indented(SHIFT_LINES[1:3], "    # ")}, "tests/test_copy.py", SHIFT_WHERE, 3,
+                 id="commented-out-with-blank-lines"),
+    pytest.param({"cs231n/__init__.py": '"""Example:\n\n' + _indented(SHIFT_LINES[:3], "    >>> ")
+                  + '"""\n'}, "cs231n/__init__.py", SHIFT_WHERE, 3, id="docstring-with-prompts"),
+    pytest.param({"tests/test_copy.py": "REFERENCE = " + json.dumps("\n".join(SHIFT_LINES))
+                  + "\n"}, "tests/test_copy.py", SHIFT_WHERE, 3, id="string-with-newline-escapes"),
+    pytest.param({"tests/test_copy.py": "X = 1\n    value = float(np.sum(x)) * 3.25  # secret_beta\n"},
+                 "tests/test_copy.py", "the solution region at cs231n/layers.py line 21", 1,
+                 id="whole-one-line-region"),
+    pytest.param({NB: _notebook_with(lambda nb: nb.cells.append(new_markdown_cell(
+                  "Hint:\n```python\n" + "\n".join(SHIFT_LINES) + "\n```")))},
+                 f"{NB} /cells/7/source", SHIFT_WHERE, 3, id="notebook-markdown"),
+    pytest.param({NB: _notebook_with(lambda nb: nb.cells[0].metadata.update(
+                  {"notes": "\n".join(SHIFT_LINES)}))},
+                 f"{NB} /cells/0/metadata/notes", SHIFT_WHERE, 3, id="notebook-cell-metadata"),
+    pytest.param({NB: _notebook_with(lambda nb: nb.metadata.update(
+                  {"solution": SHIFT_LINES}))},
+                 f"{NB} /metadata/solution", SHIFT_WHERE, 3, id="notebook-metadata-list"),
+    pytest.param({NB: _notebook_with(_markdown_attachment)},
+                 f"{NB} /cells/7/attachments/derivation.txt/text/plain (base64)", SHIFT_WHERE, 3,
+                 id="notebook-attachment"),
+    pytest.param({"tests/test_copy.py": f'"""Why? {ANSWER_TEXT}"""\n'},
+                 "tests/test_copy.py", ANSWER_WHERE, 1, id="answer-in-a-docstring"),
+    pytest.param({NB: _notebook_with(lambda nb: nb.cells.insert(6, new_markdown_cell(
+                  f"Remember: {ANSWER_TEXT}")))},
+                 f"{NB} /cells/6/source", f"the answer at {NB} cell 7 line 5", 1,
+                 id="answer-before-its-question"),
+    pytest.param({release.STUDENT_README: STUDENT_README + "\n" + _indented(SHIFT_LINES, "    ")},
+                 "README.md", SHIFT_WHERE, 3, id="student-readme"),
+]
+
+
+@pytest.mark.parametrize("extra, location, where, run", LEAKS)
+def test_leak_refused_naming_the_file(tmp_path, extra, location, where, run):
+    root = make_checkout(tmp_path / "proj", {**fixture_files(), **extra})
+    problems = refused(root)
+    assert problems[0] == "solution or answer text would ship:"
+    what = f"{run} consecutive lines" if run > 1 else "a line"
+    expected = f"{location}: holds {what} of {where}, from "
+    assert any(p.startswith(expected) for p in problems[1:]), problems
+
+
+NOT_LEAKS = [
+    pytest.param(_indented(SHIFT_LINES[1:3], "    "), id="two-consecutive-lines"),
+    pytest.param("    return out, cache\n    dx = dout.copy()\n", id="short-generic-lines"),
+    pytest.param(_indented([SHIFT_LINES[0], "assert True", SHIFT_LINES[1], "assert True",
+                            SHIFT_LINES[2]], "    "), id="lines-not-consecutive"),
+    pytest.param("    w = v + 1\n    helper_value = 2\n", id="given-code-of-a-cell"),
+    pytest.param('    """The hidden answer epsilon."""\n', id="short-part-of-an-answer"),
+]
+
+
+@pytest.mark.parametrize("body", NOT_LEAKS)
+def test_short_generic_lines_are_not_a_leak(tmp_path, body):
+    files = {**fixture_files(), "tests/test_extra.py": "def helper(dout):\n" + body}
+    root = make_checkout(tmp_path / "proj", files)
+    release_dir, _, _ = build(root)
+    assert "tests/test_extra.py" in shipped_files(release_dir)
+
+
+def _zip_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _tar_gz_bytes(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fixture_plan(project):
+    return release.plan_release(project)
+
+
+def test_find_leaks_inside_archives(fixture_plan):
+    leaked = "\n".join(SHIFT_LINES).encode()
+    nested = _zip_bytes({"a/readme.txt": b"nothing\n",
+                         "a/inner.tar.gz": _tar_gz_bytes({"deep/copy.py": leaked})})
+    files = {"tests/data.py": nested, "tests/clean.py": _zip_bytes({"x.txt": b"fine\n"})}
+    problems = release.find_leaks(files, fixture_plan.regions, fixture_plan.answers)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"tests/data.py!a/inner.tar.gz!deep/copy.py: holds 3 consecutive lines of {SHIFT_WHERE}"
+    )
+
+
+def test_find_leaks_in_notebook_outputs(fixture_plan):
+    """Outputs are cleared in a release; the check still reads them, should one be left."""
+    nb = guide_notebook()
+    del nb.cells[3:]  # the cells without regions or answers
+    nb.cells[2].outputs.append(new_output("display_data", data={
+        "text/html": "<pre>\n" + "\n".join(SHIFT_LINES) + "\n</pre>"}))
+    nb.cells[2].outputs.append(new_output("error", ename="E", evalue="x", traceback=[
+        f"Traceback: {ANSWER_TEXT}"]))
+    problems = release.find_leaks({NB: nbformat.writes(nb).encode()},
+                                  fixture_plan.regions, fixture_plan.answers)
+    assert [p.split(": holds")[0] for p in problems] == [
+        f"{NB} /cells/2/outputs/1/data/text/html", f"{NB} /cells/2/outputs/2/traceback"]
+
+
+def test_unreadable_archive_refused(fixture_plan):
+    with pytest.raises(release.ReleaseError, match=r"tests/x.py: looks like an archive but "
+                                                   r"cannot be read"):
+        release.find_leaks({"tests/x.py": b"PK\x03\x04 broken"}, fixture_plan.regions, [])
+
+
+def test_a_leak_is_caught_before_writing(project, monkeypatch):
+    """If the replacement kept solution lines, nothing is written."""
     real = release._replacement_lines
 
     def leaky(region):
         return real(region) + region.body
 
     monkeypatch.setattr(release, "_replacement_lines", leaky)
+    problems = refused(project)
+    assert problems[0] == "solution or answer text would ship:"
+    assert any(p.startswith(f"cs231n/layers.py: holds 3 consecutive lines of {SHIFT_WHERE}")
+               for p in problems)
+
+
+def test_a_leak_in_the_written_release_is_caught(project, monkeypatch):
+    """The written release (and its zip) is checked again; on failure it is discarded."""
+    real = release._write_zip
+
+    def leaky_zip(zip_path, release_dir, name):
+        real(zip_path, release_dir, name)
+        with zipfile.ZipFile(zip_path, "a") as archive:
+            archive.writestr(f"{name}/extra.txt", "\n".join(SHIFT_LINES))
+
+    monkeypatch.setattr(release, "_write_zip", leaky_zip)
     with pytest.raises(release.ReleaseError) as info:
         build(project)
-    assert info.value.problems[0] == "the written release failed verification:"
-    assert any("cs231n/layers.py: contains solution or answer text "
-               "'scaled_secret_alpha = np.multiply(x, factor)'" == p for p in info.value.problems)
-    assert not (project / "release" / "student").exists()
-    assert not (project / "release" / "student.zip").exists()
-    assert sorted(p.name for p in (project / "release").iterdir()) == [release.OUT_MARKER, "old"]
+    problems = info.value.problems
+    assert problems[0] == "the written release failed verification:"
+    assert "student.zip: members differ from student/" in problems
+    assert any(p.startswith(f"student.zip!student/extra.txt: holds 3 consecutive lines of "
+                            f"{SHIFT_WHERE}") for p in problems), problems
+    assert sorted(p.name for p in (project / "release").iterdir()) == [release.OUT_MARKER]
 
 
 def test_an_answer_leak_is_caught(project, monkeypatch):
-    monkeypatch.setattr(release, "ANSWER_PROMPT", "The hidden answer epsilon: scaling commutes.")
-    with pytest.raises(release.ReleaseError) as info:
-        build(project)
-    assert ("Guide.ipynb: contains solution or answer text 'The hidden answer epsilon: "
-            "scaling commutes.'") in info.value.problems
+    monkeypatch.setattr(release, "ANSWER_PROMPT", ANSWER_TEXT)
+    problems = refused(project)
+    assert any(p.startswith(f"{NB} /cells/6/source: holds a line of {ANSWER_WHERE}")
+               for p in problems), problems
+
+
+# ---------------------------------------------------------------------------
+# The students' README
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("Build it with `make release`.", "names `make release`, which is for instructors only"),
+    ("Time it: `make bench`.", "names `make bench`, which the release's Makefile lacks"),
+    ("```bash\npython -m instructor_tools.grade subs/\n```",
+     "names `python -m instructor_tools.grade`, which is not in the release"),
+    ("Install `requirements-ci.txt` too.", "names requirements-ci.txt, which is not in the release"),
+])
+def test_student_readme_names_only_what_the_release_has(tmp_path, line, problem):
+    files = {**fixture_files(), release.STUDENT_README: STUDENT_README + line + "\n"}
+    root = make_checkout(tmp_path / "proj", files)
+    assert refused(root) == [f"README.md (from {release.STUDENT_README}): {problem}"]
+
+
+def test_student_readme_required(tmp_path):
+    files = fixture_files()
+    del files[release.STUDENT_README]
+    root = make_checkout(tmp_path / "proj", files)
+    problems = refused(root)
+    assert problems == [f"{release.STUDENT_README}: not committed; it becomes the release's "
+                        f"README.md (the project's README.md, with instructor commands, is "
+                        f"not shipped)"]
 
 
 # ---------------------------------------------------------------------------
@@ -459,7 +863,7 @@ def test_refuses_a_directory_it_did_not_create(project, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious\n")
-    with pytest.raises(release.ReleaseError, match=r"was not created by instructor_tools.release"):
+    with pytest.raises(release.ReleaseError, match=r"was not created by\s+instructor_tools.release"):
         build(project, out=foreign)
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 
@@ -474,15 +878,18 @@ def test_rerun_replaces_its_own_release(project, tmp_path):
 
 
 def test_cli_summary(project, capsys):
+    write_files(project, {"tests/test_forgotten.py": "def test_x():\n    pass\n"})
     assert release.main(["--root", str(project), "--name", "hw2"]) == 0
     out = capsys.readouterr().out
-    assert f"release: {len(SHIPPED)} files -> {project / 'release' / 'hw2'}" in out
-    assert "4 solution regions replaced in Guide.ipynb, cs231n/layers.py" in out
+    head = git(project, "rev-parse", "HEAD").decode()[:12]
+    assert f"release: {len(SHIPPED)} files of commit {head} -> {project / 'release' / 'hw2'}" in out
+    assert f"{N_REGIONS} solution regions replaced in {NB}, cs231n/layers.py" in out
     assert "1 answers replaced by the prompt" in out
+    assert "release: note: untracked, so not shipped: tests/test_forgotten.py" in out
 
 
 # ---------------------------------------------------------------------------
-# This project's own release
+# This project's own release, built from a clone of its last commit
 # ---------------------------------------------------------------------------
 
 
@@ -503,20 +910,70 @@ needs_solution = pytest.mark.skipif(
 )
 
 
+def _repo_head():
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 @pytest.fixture(scope="module")
 def real_release(tmp_path_factory):
+    """The release of HEAD, built in a clone: the same for CI and for a developer whose
+    working tree has uncommitted changes (which are not part of it: a warning says so)."""
+    head = _repo_head()
+    if head is None:
+        pytest.skip("this project is not a git checkout: its release cannot be built")
+    clone = tmp_path_factory.mktemp("clone") / "project"
+    git(REPO.parent, "clone", "-q", "--no-checkout", str(REPO), str(clone))
+    git(clone, "checkout", "-q", "--detach", head)
+    changed, _ = release._work_tree_status(REPO)
+    dirty = sorted(p for p in changed if release.is_shipped(p) or p == release.STUDENT_README)
+    if dirty:
+        warnings.warn(f"the release tests use the last commit; uncommitted changes to "
+                      f"{', '.join(dirty)} are not part of it", stacklevel=1)
     out = tmp_path_factory.mktemp("real-release")
-    release_dir, zip_path, plan = release.build_release(REPO, out=out, name="student")
+    release_dir, zip_path, plan = release.build_release(clone, out=out, name="student")
     # `make test` installs CIFAR-10 before testing; lend the release the installed copy.
     data = REPO / "datasets" / "cifar-10-batches-py"
     if data.is_dir():
         (release_dir / "datasets" / "cifar-10-batches-py").symlink_to(data)
-    return release_dir, plan
+    return release_dir, plan, clone
+
+
+def _tracked(root, under=""):
+    listed = git(root, "ls-files", "-z", "--", *([under] if under else []))
+    return sorted(p for p in listed.decode().split("\0") if p)
+
+
+@needs_solution
+def test_real_release_cs231n_holds_exactly_the_students_files(real_release):
+    release_dir, _, clone = real_release
+    released = sorted(p.relative_to(release_dir).as_posix()
+                      for p in (release_dir / "cs231n").rglob("*") if p.is_file())
+    assert released == _tracked(clone, "cs231n")
+    for tool in ("release.py", "submission.py", "cifar10_setup.py", "markers.py"):
+        assert not (release_dir / "cs231n" / tool).exists(), tool
+
+
+@needs_solution
+def test_real_release_ships_only_the_allow_list(real_release):
+    release_dir, plan, clone = real_release
+    # (less the data set lent by the fixture)
+    shipped = [rel for rel in shipped_files(release_dir)
+               if not rel.startswith("datasets/cifar-10-batches-py")]
+    assert shipped == plan.files
+    expected = sorted([rel for rel in _tracked(clone) if release.is_shipped(rel)] + ["README.md"])
+    assert shipped == expected
+    assert not [rel for rel in shipped if rel.startswith(("instructor_tools/", ".ci/"))]
+    assert "requirements-ci.txt" not in shipped
+    assert not [rel for rel in shipped if rel.endswith((".zip", ".pdf", ".pkl"))]
+    readme = (release_dir / "README.md").read_text()
+    assert readme == (clone / release.STUDENT_README).read_text()
 
 
 @needs_solution
 def test_real_release_student_files_match_the_submission_list(real_release):
-    _, plan = real_release
+    _, plan, _ = real_release
     py_with_regions = sorted({r.path for r in plan.regions if r.path.endswith(".py")})
     assert py_with_regions == sorted(submission.STUDENT_CODE)
     notebooks = sorted({r.notebook for r in plan.regions})
@@ -525,20 +982,34 @@ def test_real_release_student_files_match_the_submission_list(real_release):
 
 @needs_solution
 def test_real_release_readme_commands_exist(real_release):
-    release_dir, _ = real_release
+    release_dir, _, _ = real_release
     readme = (release_dir / "README.md").read_text()
-    targets = set(re.findall(r"^([\w-]+):", (release_dir / "Makefile").read_text(), re.MULTILINE))
+    targets = release._makefile_targets((release_dir / "Makefile").read_text())
     commands = set(re.findall(r"\bmake (\w+)", readme))
-    assert {"test", "notebooks"} <= commands
-    assert commands <= targets, f"README names make targets the Makefile lacks: {commands - targets}"
+    assert {"test", "notebooks", "check", "lab"} <= commands
+    assert commands <= set(targets), f"README names make targets the Makefile lacks: {commands}"
+    assert not [c for c in commands if release.INSTRUCTORS_ONLY_TARGET in targets[c]]
     for rel in ("requirements.txt", "pyproject.toml", "datasets/get_datasets.sh",
                 "collectSubmission.sh"):
         assert (release_dir / rel).is_file(), rel
 
 
 @needs_solution
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.parametrize("target", ["release", "bench", "grade"])
+def test_real_release_instructor_targets_stop_clearly(real_release, target):
+    release_dir, _, _ = real_release
+    done = subprocess.run(["make", target], cwd=release_dir, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert (f"make: '{target}' is for instructors; instructor_tools/ is not part of the "
+            f"student version") in done.stderr
+    assert not (release_dir / ".venv").exists()  # stopped before setting anything up
+
+
+@needs_solution
 def test_real_release_imports_and_raises_not_implemented(real_release):
-    release_dir, plan = real_release
+    release_dir, plan, _ = real_release
     functions = sorted({(r.path, r.function) for r in plan.regions if r.path.endswith(".py")})
     probe = (
         "import importlib, json, sys\n"
@@ -563,18 +1034,23 @@ def test_real_release_imports_and_raises_not_implemented(real_release):
     assert done.stdout.startswith("dropout_forward: not implemented yet; see Dropout.ipynb, section")
 
 
+_NOT_IMPLEMENTED_RE = re.compile(
+    r'NotImplementedError: (?P<function>[\w.]+): not implemented yet; see '
+    r'(?P<notebook>[\w.-]+\.ipynb), section "(?P<section>[^"]+)"'
+)
+
+
 @needs_solution
 def test_real_release_unit_tests_fail_only_with_not_implemented(real_release, tmp_path):
-    release_dir, _ = real_release
+    """What `make test` shows a student before writing anything: every failing test fails
+    with NotImplementedError naming one of their functions and its notebook section."""
+    release_dir, plan, _ = real_release
     junit = tmp_path / "junit.xml"
-    # Left out for time: test_release.py and test_submission.py never import the student's
-    # code (they build fixture projects), and they run on these same files in this tree.
     # --continue-on-collection-errors only so that every test is classified here; a
     # collection error is then reported on its own below.
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "--tb=no",
-         "--continue-on-collection-errors", f"--junitxml={junit}",
-         "--ignore=tests/test_release.py", "--ignore=tests/test_submission.py"],
+         "--continue-on-collection-errors", f"--junitxml={junit}"],
         cwd=release_dir, capture_output=True, text=True, timeout=900,
         env={**os.environ, "PYTHONPATH": str(release_dir)},
     )
@@ -585,10 +1061,17 @@ def test_real_release_unit_tests_fail_only_with_not_implemented(real_release, tm
         f"call of a student function stops `make test` before any test runs ('Interrupted: "
         f"1 error during collection'); make such calls lazily (in a fixture or the test)"
     )
-    failures = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
+    failures = {k: v for k, v in outcomes.items() if v[0] not in ("passed", "skipped")}
     assert failures, "the release's tests all pass: were the solutions left in?"
-    others = {k: v for k, v in failures.items() if v != "NotImplementedError"}
+    others = {k: v for k, v in failures.items() if v[0] != "NotImplementedError"}
     assert others == {}, done.stdout[-3000:]
+    sections = {(r.function, r.notebook, r.section) for r in plan.regions}
+    unnamed = {}
+    for test, (_, message) in failures.items():
+        match = _NOT_IMPLEMENTED_RE.search(message)
+        if match is None or tuple(match.groups()) not in sections:
+            unnamed[test] = message
+    assert unnamed == {}, "failures that do not name a student function and its section"
 
 
 @needs_solution
@@ -596,7 +1079,7 @@ def test_real_release_unit_tests_fail_only_with_not_implemented(real_release, tm
 def test_real_release_notebook_first_fails_with_not_implemented(real_release, notebook,
                                                                  monkeypatch):
     nbclient = pytest.importorskip("nbclient")
-    release_dir, _ = real_release
+    release_dir, _, _ = real_release
     path = release_dir / notebook
     if not path.is_file():
         pytest.fail(f"{notebook} is not in the release")
