@@ -911,7 +911,7 @@ def _check_student_readme(contents):
     code = "\n".join(fenced + re.findall(r"`([^`\n]+)`", unfenced))
     problems = []
     targets = _makefile_targets(contents.get("Makefile", b"").decode("utf-8", "replace"))
-    for target in sorted(set(re.findall(r"\bmake\s+([A-Za-z_][\w-]*)", code))):
+    for target in sorted(set(re.findall(r"\bmake[ \t]+([A-Za-z_][\w-]*)", code))):
         if target not in targets:
             problems.append(f"README.md (from {STUDENT_README}): names `make {target}`, which "
                             f"the release's Makefile lacks")
@@ -919,7 +919,7 @@ def _check_student_readme(contents):
             problems.append(f"README.md (from {STUDENT_README}): names `make {target}`, which "
                             f"is for instructors only")
     tops = {rel.split("/")[0] for rel in contents if "/" in rel} | {"instructor_tools"}
-    for module in sorted(set(re.findall(r"\bpython3?\s+-m\s+([\w.]+)", code))):
+    for module in sorted(set(re.findall(r"\bpython3?[ \t]+-m[ \t]+([\w.]+)", code))):
         if module.split(".")[0] not in tops:
             continue  # pip, pytest, venv...
         base = module.replace(".", "/")
