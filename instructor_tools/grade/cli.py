@@ -1,0 +1,284 @@
+"""Command line: ``python -m instructor_tools.grade SUBMISSIONS --out OUT [options]``.
+
+    python -m instructor_tools.grade subs/ --out graded/                  # everything
+    python -m instructor_tools.grade subs/ --out graded/ --jobs 2         # 2 at a time
+    python -m instructor_tools.grade subs/ --out graded/ --shard 3/10     # every 10th, from 3rd
+    python -m instructor_tools.grade merge graded-1/ graded-2/ ... --out graded/
+
+Writes OUT/grades.csv (one row per submission of this run or shard), OUT/results/<name>.json
+(everything known about a submission; a re-run reuses it when the zip's sha256, the rubric
+and the options are unchanged) and OUT/feedback/<name>.html. ``merge`` combines the
+results/ and feedback/ of several OUT folders (shards) into one OUT with one grades.csv.
+Exit status: 0 when every submission got a row (whatever its status), 2 on bad arguments.
+"""
+import argparse
+import concurrent.futures
+import csv
+import json
+import os
+import queue
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from instructor_tools.grade import grade as grading
+from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
+from instructor_tools.grade.sandbox import SANDBOX_UID_BASE, Limits, Sandbox, describe, detect
+
+BASE_COLUMNS = ["submission", "score", "max_score", "status", "outputs_reproduce",
+                "answers_missing", "sandbox", "status_detail", "zip", "sha256", "seconds"]
+
+
+def parse_shard(text):
+    """'K/N' -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard: expected K/N such as 2/8, got {text!r}")
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard: expected 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def find_zips(folder, shard=None):
+    """The *.zip files of folder, sorted by name; with shard (K, N) every N-th from K."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"SUBMISSIONS: expected a folder of submission zips, got {folder}")
+    zips = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".zip" and
+                  (p.is_file() and not p.is_symlink()))
+    if shard is not None:
+        k, n = shard
+        zips = zips[k - 1::n]
+    return zips
+
+
+def _answers_missing(result):
+    missing = []
+    for nb in result.get("notebooks", []):
+        for question, state, _ in nb.get("answers", []):
+            if state != "answered":
+                missing.append(f"{nb['name'].split('.')[0]}: {question} ({state})")
+    return "; ".join(missing)
+
+
+def row_of(result):
+    row = {
+        "submission": result["submission"], "score": f"{result['score']:g}",
+        "max_score": f"{result['max_score']:g}", "status": result["status"],
+        "outputs_reproduce": result["outputs_reproduce"],
+        "answers_missing": _answers_missing(result), "sandbox": result.get("sandbox_kind", ""),
+        "status_detail": result.get("status_detail", "")[:300], "zip": result["zip"],
+        "sha256": result["sha256"], "seconds": result.get("seconds", ""),
+    }
+    for item in result.get("items", []):
+        row[f"item:{item['id']}"] = f"{item['earned']:g}"
+    return row
+
+
+def _csv_safe(value):
+    """Cells a spreadsheet would run as a formula are prefixed with a quote."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) \
+        else text
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def write_gradebook(path, results, rubric_ids):
+    columns = BASE_COLUMNS + [f"item:{i}" for i in rubric_ids]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for result in sorted(results, key=lambda r: r["submission"]):
+                writer.writerow({k: _csv_safe(v) for k, v in row_of(result).items()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary(results, max_score):
+    statuses = Counter(r["status"] for r in results)
+    scores = sorted(float(r["score"]) for r in results)
+    lines = [f"{len(results)} submission(s) graded, max score {max_score:g}."]
+    if scores:
+        mid = scores[len(scores) // 2]
+        lines.append(f"Scores: min {scores[0]:g}, median {mid:g}, max {scores[-1]:g}; "
+                     f"full marks: {sum(s == max_score for s in scores)}.")
+    lines.append("Statuses: " + ", ".join(f"{s} {n}" for s, n in statuses.most_common()))
+    reproduce = Counter(r["outputs_reproduce"].split(" ")[0] for r in results)
+    lines.append("Notebook outputs reproduce: " + ", ".join(
+        f"{s} {n}" for s, n in reproduce.most_common()))
+    cached = sum(1 for r in results if r.get("cached"))
+    if cached:
+        lines.append(f"{cached} reused from an earlier run (same zip sha256, rubric, options).")
+    kinds = {r.get("sandbox_kind") for r in results if r.get("sandbox_kind")}
+    for kind in sorted(kinds):
+        lines.append(f"Isolation: {describe(kind)}")
+    return "\n".join(lines)
+
+
+def _progress(total, disable):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is a dependency of the notebook stack; stay usable without
+        return None
+    return tqdm(total=total, unit="submission", disable=disable, file=sys.stderr)
+
+
+def grade_folder(zips, opts, jobs=1, quiet=False):
+    """Grade zips with jobs at a time; each job runs its sandboxes as its own uid."""
+    uids = queue.Queue()
+    for slot in range(jobs):
+        uids.put(SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None)
+
+    def one(zip_path):
+        uid = uids.get()
+        try:
+            sandbox = Sandbox(opts.sandbox.kind, uid=uid)
+            local = grading.Options(**{**vars(opts), "sandbox": sandbox})
+            return grading.grade_one(zip_path, local)
+        finally:
+            uids.put(uid)
+
+    results = []
+    bar = _progress(len(zips), quiet)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, z) for z in zips]
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if bar is not None:
+                bar.set_postfix_str(f"{result['submission'][:20]}: {result['status']}")
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def merge(folders, out, rubric):
+    """Combine the results/ and feedback/ of shard OUT folders into out; returns results."""
+    out = Path(out)
+    results = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not (folder / "results").is_dir():
+            raise ValueError(f"merge: {folder} has no results/ folder (not a grading OUT)")
+        for path in sorted((folder / "results").glob("*.json")):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            name = data["submission"]
+            if name in results and results[name]["sha256"] != data["sha256"]:
+                print(f"warning: {name} graded from two different zips; keeping {folder}",
+                      file=sys.stderr)
+            results[name] = data
+            if folder.resolve() != out.resolve():
+                (out / "results").mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out / "results" / path.name)
+                html = folder / "feedback" / f"{path.stem}.html"
+                if html.is_file():
+                    (out / "feedback").mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(html, out / "feedback" / html.name)
+    write_gradebook(out / "grades.csv", list(results.values()), [i.id for i in rubric.items])
+    return list(results.values())
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m instructor_tools.grade",
+        description="Grade a folder of submission zips: each submission's code runs "
+        "sandboxed against the hidden tests, its notebooks are re-executed and compared "
+        "with their saved outputs. Writes OUT/grades.csv, OUT/feedback/*.html, "
+        "OUT/results/*.json. Subcommand: merge OUT1 OUT2 ... --out OUT (combine shards).")
+    parser.add_argument("submissions", type=Path, help="folder of submission zips")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    parser.add_argument("--shard", type=parse_shard, default=None,
+                        help="K/N: grade only every N-th zip (sorted by name) from the K-th")
+    parser.add_argument("--no-notebooks", action="store_true",
+                        help="do not re-execute the notebooks (fast; outputs_reproduce is "
+                        "'not checked')")
+    parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    parser.add_argument("--sandbox", choices=["bwrap", "unshare", "none"], default=None,
+                        help="isolation to use (default: the best available, reported)")
+    parser.add_argument("--timeout", type=float, default=180,
+                        help="wall seconds for the hidden tests of one submission")
+    parser.add_argument("--notebook-timeout", type=float, default=900,
+                        help="wall seconds for re-executing one notebook")
+    parser.add_argument("--memory", type=float, default=3.0,
+                        help="GiB of address space per sandboxed process")
+    parser.add_argument("--datasets", type=Path, default=grading.Options.datasets,
+                        help="the cifar-10-batches-py folder the notebooks read")
+    parser.add_argument("--force", action="store_true",
+                        help="grade again even when a result for the same zip exists")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep each submission's temporary folder (debugging)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        parser = argparse.ArgumentParser(prog="python -m instructor_tools.grade merge")
+        parser.add_argument("folders", type=Path, nargs="+", help="OUT folders of shards")
+        parser.add_argument("--out", type=Path, required=True)
+        parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+        args = parser.parse_args(argv[1:])
+        rubric = load_rubric(args.rubric)
+        try:
+            results = merge(args.folders, args.out, rubric)
+        except (ValueError, OSError) as exc:
+            parser.error(str(exc))
+        print(summary(results, rubric.max_score))
+        print(f"Gradebook: {args.out / 'grades.csv'}")
+        return 0
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    try:
+        rubric = load_rubric(args.rubric)
+        zips = find_zips(args.submissions, args.shard)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    kind = detect(args.sandbox)
+    if args.sandbox and kind != args.sandbox:
+        print(f"warning: --sandbox {args.sandbox} is not usable here; using {kind}",
+              file=sys.stderr)
+    print(f"Isolation: {describe(kind)}", file=sys.stderr)
+    memory = int(args.memory * 2**30)
+    opts = grading.Options(
+        out=args.out, rubric=rubric, run_notebooks=not args.no_notebooks,
+        sandbox=Sandbox(kind), datasets=args.datasets, force=args.force,
+        keep_work=args.keep_work, python=sys.executable,
+        limits=Limits(cpu_seconds=int(args.timeout), wall_seconds=args.timeout,
+                      memory_bytes=memory),
+        notebook_limits=Limits(cpu_seconds=int(args.notebook_timeout),
+                               wall_seconds=args.notebook_timeout,
+                               memory_bytes=max(memory, 4 * 2**30), processes=256),
+    )
+    if opts.run_notebooks and not Path(args.datasets).is_dir():
+        print(f"warning: {args.datasets} does not exist: the notebooks cannot load CIFAR-10 "
+              f"(run `make data`, or pass --datasets)", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = grade_folder(zips, opts, jobs=args.jobs, quiet=args.quiet)
+    name = "grades.csv" if args.shard is None else f"grades-shard-{args.shard[0]}-of-" \
+                                                   f"{args.shard[1]}.csv"
+    write_gradebook(args.out / name, results, [i.id for i in rubric.items])
+    print(summary(results, rubric.max_score))
+    print(f"Gradebook: {args.out / name}; feedback: {args.out / 'feedback'}")
+    return 0

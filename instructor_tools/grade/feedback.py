@@ -1,0 +1,127 @@
+"""OUT/feedback/<submission>.html: one self-contained page per submission.
+
+Every string that came from a submission (file names, error messages, hints computed on
+the student's code, notebook text, attempt details) is escaped with html.escape; the page
+has no script and no external resource.
+"""
+import html
+import os
+import tempfile
+from pathlib import Path
+
+_CSS = """
+body { font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; width: 100%; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 0.3em 0.5em; vertical-align: top; text-align: left; }
+.pass { color: #1a7f37; font-weight: bold; } .fail { color: #b42318; font-weight: bold; }
+.small { font-size: 85%; color: #555; } code, pre { white-space: pre-wrap; }
+"""
+
+
+def _e(value):
+    return html.escape(str(value), quote=True)
+
+
+def _mark(passed):
+    return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def render(result):
+    """The feedback page of one result dict (see grade.grade_one)."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">",
+        f"<title>Feedback: {_e(result['submission'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Feedback: {_e(result['submission'])}</h1>",
+        f"<p><b>Score: {_e(_num(result['score']))} / {_e(_num(result['max_score']))}</b> "
+        f"&middot; status: <b>{_e(result['status'])}</b> ({_e(result.get('status_text', ''))})</p>",
+    ]
+    if result.get("status_detail"):
+        parts.append(f"<p class='small'>Details: <code>{_e(result['status_detail'])}</code></p>")
+    parts.append(f"<p class='small'>Notebook outputs reproduce: "
+                 f"{_e(result['outputs_reproduce'])}. Isolation: {_e(result['sandbox'])}. "
+                 f"Zip sha256 {_e(result['sha256'])}.</p>")
+
+    parts.append("<h2>Graded items</h2>")
+    if not result["items"]:
+        parts.append("<p>No item could be graded: the code was not run "
+                     f"({_e(result.get('status_text', result['status']))}).</p>")
+    else:
+        parts.append("<table><tr><th>item</th><th>points</th><th>result</th>"
+                     "<th>what was checked / why it failed</th></tr>")
+        for item in result["items"]:
+            rows = []
+            for test in item["tests"]:
+                line = f"{_mark(test['passed'])} {_e(test['function'])}: {_e(test['description'])}"
+                if not test["passed"]:
+                    line += f"<br><code>{_e(test['message'])}</code>"
+                rows.append(line)
+            if not item["passed"] and item.get("hint"):
+                state = ("self-check passes" if item.get("check_passed")
+                         else "self-check fails")
+                rows.append(f"<span class='small'>Self-check <code>{_e(item['check'])}</code> "
+                            f"({state}): {_e(item['hint'])}</span>")
+            parts.append(
+                f"<tr><td>{_e(item['title'])}</td><td>{_e(_num(item['earned']))} / "
+                f"{_e(_num(item['points']))}</td><td>{_mark(item['passed'])}</td>"
+                f"<td>{'<br>'.join(rows)}</td></tr>")
+        parts.append("</table>")
+
+    parts.append("<h2>Notebooks</h2>")
+    for nb in result["notebooks"]:
+        parts.append(f"<h3>{_e(nb['name'])}</h3>")
+        rx = nb.get("reexec")
+        if rx is None:
+            parts.append("<p>Not re-executed.</p>")
+        else:
+            parts.append(f"<p>Re-executed against your code: {_e(rx['status'])} "
+                         f"({_e(rx['cells_run'])} code cells compared, {_e(rx['seconds'])} s).</p>")
+            if rx["differ"]:
+                parts.append("<p>Cells whose saved output differs from what your code "
+                             "prints now:</p><ul>")
+                parts.extend(f"<li>{_e(cell)}: <code>{_e(why)}</code></li>"
+                             for cell, why in rx["differ"][:40])
+                parts.append("</ul>")
+        if nb["problems"]:
+            parts.append("<ul>" + "".join(f"<li>{_e(p)}</li>" for p in nb["problems"]) + "</ul>")
+        if nb["answers"]:
+            parts.append("<table><tr><th>question</th><th>answer</th></tr>")
+            for question, state, detail in nb["answers"]:
+                ok = state == "answered"
+                parts.append(f"<tr><td>{_e(question)}</td><td>"
+                             f"<span class='{'pass' if ok else 'fail'}'>{_e(state)}</span> "
+                             f"{_e(detail)}</td></tr>")
+            parts.append("</table>")
+
+    notes = []
+    if result.get("missing"):
+        notes.append("Missing files: " + ", ".join(result["missing"]))
+    notes += [f"{a['kind']}: {a['detail']}" for a in result.get("attempts", [])]
+    if result.get("monkeypatched"):
+        notes.append("Replaced functions: " + ", ".join(result["monkeypatched"]))
+    notes += [f"MANIFEST: {m}" for m in result.get("manifest", [])]
+    if result.get("skipped_members"):
+        notes.append("Not part of a submission, ignored: " + ", ".join(result["skipped_members"]))
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes)
+                     + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _num(value):
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def write_feedback(path, result):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render(result))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

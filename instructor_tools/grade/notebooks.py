@@ -1,0 +1,201 @@
+"""What a submitted notebook shows, checked without trusting it.
+
+Static checks (grader process, the notebook parsed as data with nbformat, never run here):
+- never run: code cells without execution count, or no code cell with any output;
+- run out of order (counts not 1, 2, 3, ...);
+- errors shown, and errors hidden by a ``raises-exception`` tag or an
+  ``NBVAL_RAISES_EXCEPTION`` comment (the course notebooks carry neither);
+- the written answers, per question (labelled by the heading of the question cell in the
+  course's notebook): answered, empty, still the prompt, or the answer cell deleted.
+
+Re-execution (sandboxed, see grade.py): nbval runs the submitted notebook against the
+student's own package and compares every cell's stored outputs with fresh ones, with the
+project's sanitizer (tests/nbval_sanitize.cfg). The copy that runs has any
+``raises-exception`` tags removed, so an error hidden by a tag shows as a difference.
+``parse_junit`` turns nbval's junit XML into the list of differing cells.
+"""
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+
+RAISES_TAG = "raises-exception"
+_RAISES_COMMENT = re.compile(r"^\s*#\s*NBVAL_RAISES_EXCEPTION", re.MULTILINE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m")
+
+
+@dataclass
+class NotebookReport:
+    name: str
+    readable: bool = True
+    problems: list = field(default_factory=list)  # human sentences, student text escaped later
+    answers: list = field(default_factory=list)  # (question label, state, detail)
+    never_run: bool = False
+    code_cells: list = field(default_factory=list)  # global cell index of each code cell
+
+
+def _first_line(source, width=60):
+    line = next((l.strip() for l in source.splitlines() if l.strip()), "")
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _question_label(cell):
+    """'Inline Question 1' from '### Inline Question 1:'; None for other cells."""
+    if cell.cell_type != "markdown":
+        return None
+    first = _first_line(cell.source, 200).lstrip("#").strip().rstrip(":").strip()
+    return first if first.lower().startswith("inline question") else None
+
+
+def answer_regions(nb):
+    """[(question label or None, text between the markers or None if unclosed)]."""
+    regions, label = [], None
+    for cell in nb.cells:
+        found = _question_label(cell)
+        if found:
+            label = found
+        if cell.cell_type != "markdown":
+            continue
+        body = None
+        for line in cell.source.splitlines():
+            if line.strip() == ANSWER_BEGIN:
+                body = []
+            elif line.strip() == ANSWER_END and body is not None:
+                regions.append((label, "\n".join(body).strip()))
+                body = None
+            elif body is not None:
+                body.append(line)
+        if body is not None:
+            regions.append((label, None))
+    return regions
+
+
+def course_questions(course_notebook):
+    """The question labels of a course notebook, in order."""
+    nb = nbformat.read(course_notebook, as_version=4)
+    return [label for label, _ in answer_regions(nb) if label]
+
+
+def check_notebook(path, questions):
+    """Static report of one submitted notebook (path may be missing)."""
+    report = NotebookReport(Path(path).name)
+    if not Path(path).is_file():
+        report.readable = False
+        report.problems.append("missing from the submission")
+        report.answers = [(q, "missing", "notebook missing") for q in questions]
+        return report
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises many types for malformed JSON
+        report.readable = False
+        report.problems.append(f"not a valid notebook: {type(exc).__name__}: "
+                               f"{str(exc)[:200]}")
+        report.answers = [(q, "missing", "notebook unreadable") for q in questions]
+        return report
+
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    report.code_cells = [i for i, _ in code]
+    with_source = [(i, c) for i, c in code if c.source.strip()]
+    unrun = [i for i, c in with_source if c.get("execution_count") is None]
+    has_output = any(c.get("outputs") for _, c in with_source)
+    if with_source and (not has_output or len(unrun) == len(with_source)):
+        report.never_run = True
+        report.problems.append("never run: no code cell shows any output" if not has_output
+                               else "never run: no code cell has an execution count")
+    elif unrun:
+        report.problems.append(f"{len(unrun)} code cell(s) never run (first: cell {unrun[0] + 1})")
+    counts = [c.get("execution_count") for _, c in with_source
+              if c.get("execution_count") is not None]
+    if counts and counts != list(range(1, len(counts) + 1)):
+        report.problems.append("execution counts are not 1, 2, 3, ... (not one top-to-bottom "
+                               "run in a fresh kernel)")
+    for i, cell in code:
+        tagged = RAISES_TAG in cell.metadata.get("tags", []) or bool(
+            _RAISES_COMMENT.search(cell.source))
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        label = f"cell {i + 1} ({_first_line(cell.source)!r})"
+        if tagged and errors:
+            report.problems.append(
+                f"{label}: error hidden by a raises-exception tag: "
+                f"{errors[0].get('ename', '')}: {str(errors[0].get('evalue', ''))[:150]}")
+        elif tagged:
+            report.problems.append(f"{label}: carries a raises-exception tag the course "
+                                   f"notebook does not have")
+        elif errors:
+            report.problems.append(f"{label}: shows an error: {errors[0].get('ename', '')}: "
+                                   f"{str(errors[0].get('evalue', ''))[:150]}")
+
+    found = {}
+    for label, text in answer_regions(nb):
+        if label is not None and label not in found:
+            found[label] = text
+    for q in questions:
+        if q not in found:
+            report.answers.append((q, "missing", "answer cell deleted (no answer markers "
+                                   "after the question)"))
+        elif found[q] is None:
+            report.answers.append((q, "broken", "answer markers not closed"))
+        elif not found[q]:
+            report.answers.append((q, "empty", "nothing between the answer markers"))
+        elif ANSWER_PROMPT in found[q]:
+            report.answers.append((q, "unanswered", "still the prompt"))
+        else:
+            report.answers.append((q, "answered", f"{len(found[q].split())} words"))
+    return report
+
+
+def runnable_copy(path, dest):
+    """Write the notebook to dest with raises-exception tags and comments removed.
+
+    Returns the number of cells changed. The stored outputs are kept as they are: nbval
+    compares them with what the code produces now.
+    """
+    nb = nbformat.read(path, as_version=4)
+    changed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        if RAISES_TAG in tags:
+            cell.metadata["tags"] = [t for t in tags if t != RAISES_TAG]
+            changed += 1
+        if _RAISES_COMMENT.search(cell.source):
+            cell.source = _RAISES_COMMENT.sub("# (raises-exception marker removed)", cell.source)
+            changed += 1
+    nbformat.write(nb, dest)
+    return changed
+
+
+def parse_junit(xml_path, report):
+    """(cells run, [(cell label, first line of nbval's message)]) from nbval's junit XML.
+
+    nbval names test cases 'Cell K' with K counting code cells from 0; report.code_cells
+    maps K to the notebook's cell number.
+    """
+    root = ET.parse(xml_path).getroot()
+    run, differ = 0, []
+    for case in root.iter("testcase"):
+        match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
+        if not match:
+            continue
+        run += 1
+        k = int(match.group(1))
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        if failure is None:
+            continue
+        number = report.code_cells[k] + 1 if k < len(report.code_cells) else f"code {k}"
+        text = _ANSI.sub("", failure.get("message", "") or failure.text or "")
+        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        why = next((l for l in lines if "mismatch" in l or "Unexpected" in l
+                    or "differ" in l.lower() or "Error" in l), lines[0] if lines else "")
+        detail = [l for l in lines if l.startswith(("-", "+")) and len(l) > 1][:4]
+        differ.append((f"cell {number}", (why + (" | " + " ".join(detail) if detail else ""))
+                       [:300]))
+    return run, differ

@@ -1,0 +1,96 @@
+"""Submissions for the grader's tests, built from this repository's solution tree.
+
+``solution_files()`` is what a perfect student would submit (the package's .py files and
+both notebooks); ``plant(files, path, old, new)`` changes one line, failing loudly when the
+line is not there (so a test cannot silently test the solution). ``write_zip`` writes any
+members, including hostile ones, with or without a MANIFEST.
+"""
+import hashlib
+import stat
+import zipfile
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+PROJECT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
+
+
+def solution_files(notebooks=True):
+    files = {}
+    for path in sorted((PROJECT / "cs231n").rglob("*.py")):
+        rel = path.relative_to(PROJECT)
+        if "__pycache__" not in rel.parts:
+            files[rel.as_posix()] = path.read_bytes()
+    if notebooks:
+        for name in NOTEBOOKS:
+            files[name] = (PROJECT / name).read_bytes()
+    return files
+
+
+def plant(files, path, old, new, count=1):
+    """Replace old by new in files[path]; old must occur exactly count times."""
+    text = files[path].decode("utf-8")
+    found = text.count(old)
+    if found != count:
+        raise AssertionError(f"plant: {old!r} occurs {found} times in {path}, expected {count}")
+    files = dict(files)
+    files[path] = text.replace(old, new).encode("utf-8")
+    return files
+
+
+def append(files, path, code):
+    files = dict(files)
+    files[path] = files[path] + ("\n" + code + "\n").encode("utf-8")
+    return files
+
+
+def write_zip(path, files, manifest=True, infos=()):
+    """files: {arcname: bytes}; infos: extra (ZipInfo, bytes) members written as given."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        for info, data in infos:
+            archive.writestr(info, data)
+        if manifest:
+            lines = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in files.items())
+            archive.writestr("MANIFEST", lines)
+    return path
+
+
+def symlink_info(name):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def tiny_notebook(cells):
+    """A notebook of (source, stored stdout or None, tags) code cells, run in order."""
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells.append(new_markdown_cell("# A tiny notebook for the grader's tests"))
+    count = 0
+    for source, stdout, tags in cells:
+        count += 1
+        outputs = [] if stdout is None else [new_output("stream", name="stdout", text=stdout)]
+        cell = new_code_cell(source, execution_count=count, outputs=outputs)
+        if tags:
+            cell.metadata["tags"] = list(tags)
+        nb.cells.append(cell)
+    return nbformat.writes(nb).encode("utf-8")
+
+
+def tiny_notebooks(bn_cells=None, dropout_cells=None):
+    """Both graded notebooks as tiny ones that import the student's package."""
+    honest = [("import numpy as np\nfrom cs231n.layers import batchnorm_forward", None, ()),
+              ("out, _ = batchnorm_forward(np.array([[1.0, 2.0], [3.0, 6.0]]), np.ones(2), "
+               "np.zeros(2), {'mode': 'train'})\nprint(np.round(out, 3).tolist())",
+               "[[-1.0, -1.0], [1.0, 1.0]]\n", ())]
+    drop = [("import numpy as np\nfrom cs231n.layers import dropout_forward\n"
+             "print(dropout_forward(np.ones(3), {'mode': 'test', 'p': 0.5})[0].tolist())",
+             "[1.0, 1.0, 1.0]\n", ())]
+    return {"BatchNormalization.ipynb": tiny_notebook(bn_cells or honest),
+            "Dropout.ipynb": tiny_notebook(dropout_cells or drop)}

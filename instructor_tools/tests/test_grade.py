@@ -1,0 +1,507 @@
+"""The grader: the solution scores the maximum, planted bugs lose exactly their items,
+every bad submission gets a row and a clear status, nothing the student computes is trusted.
+
+Each submission here is built from this repository's solution tree (grade_fixtures.py);
+no student is needed. Limits are short so that the hostile cases stay fast.
+"""
+import csv
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from instructor_tools.grade import cli, notebooks, unpack
+from instructor_tools.grade import grade as grading
+from instructor_tools.grade.rubric import load_rubric
+from instructor_tools.grade.sandbox import Limits, Sandbox, detect
+from grade_fixtures import (
+    PROJECT,
+    append,
+    plant,
+    solution_files,
+    symlink_info,
+    tiny_notebooks,
+    write_zip,
+)
+
+RUBRIC = load_rubric()
+KIND = detect()
+ITEM_POINTS = {item.id: item.points for item in RUBRIC.items}
+HIDDEN_TESTS_FILE = PROJECT / "instructor_tools" / "grade" / "hidden" / "tests.py"
+needs_bwrap = pytest.mark.skipif(KIND != "bwrap", reason="needs bubblewrap as root")
+
+
+def options(out, **overrides):
+    uid = 61900 if os.geteuid() == 0 else None
+    base = dict(out=Path(out), rubric=RUBRIC, run_notebooks=False,
+                sandbox=Sandbox(KIND, uid=uid),
+                limits=Limits(cpu_seconds=20, wall_seconds=30, memory_bytes=2 * 2**30,
+                              processes=48),
+                notebook_limits=Limits(cpu_seconds=120, wall_seconds=120,
+                                       memory_bytes=3 * 2**30, processes=128),
+                op_seconds=5, import_seconds=5)
+    base.update(overrides)
+    return grading.Options(**base)
+
+
+def grade_files(tmp_path, files, name="student", **overrides):
+    zip_path = write_zip(tmp_path / f"{name}.zip", files)
+    opts = options(tmp_path / "out", **overrides)
+    return grading.grade_one(zip_path, opts)
+
+
+def failed_items(result):
+    return {item["id"] for item in result["items"] if not item["passed"]}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return solution_files()
+
+
+# ---------------------------------------------------------------------------
+# The rubric against the solution and six planted bugs
+# ---------------------------------------------------------------------------
+
+
+def test_solution_scores_the_maximum(tmp_path, solution):
+    result = grade_files(tmp_path, solution)
+    assert result["status"] == "ok", result["status_detail"]
+    assert result["score"] == RUBRIC.max_score > 0
+    assert failed_items(result) == set()
+    assert all(check["passed"] for check in result["checks"].values())
+    assert result["attempts"] == [] and result["monkeypatched"] == []
+    assert result["manifest"] == []
+    answers = [state for nb in result["notebooks"] for _, state, _ in nb["answers"]]
+    assert answers and set(answers) == {"answered"}
+
+
+LAYERS = "cs231n/layers.py"
+ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: '
+              'alternative backward pass")\n')
+
+PLANTED = {
+    "dropout_without_1_over_p": (
+        [(LAYERS, "mask = np.divide(keep, x.dtype.type(p),", "mask = np.divide(keep, 1.0,")],
+        {"dropout_forward", "network_dropout"}),
+    "dgamma_from_x": (
+        [(LAYERS, "dgamma = (dout * x_hat).sum(axis=0)",
+          "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")],
+        {"batchnorm_backward"}),
+    "unbiased_variance": (
+        [(LAYERS, 'var = np.einsum("ij,ij->j", x_hat, x_hat) / N',
+          'var = np.einsum("ij,ij->j", x_hat, x_hat) / (N - 1)')],
+        {"batchnorm_forward_train", "batchnorm_running_averages", "network_batchnorm"}),
+    "inverted_momentum": (
+        [(LAYERS, "running_mean = momentum * running_mean + (1 - momentum) * mu",
+          "running_mean = (1 - momentum) * running_mean + momentum * mu"),
+         (LAYERS, "running_var = momentum * running_var + (1 - momentum) * var",
+          "running_var = (1 - momentum) * running_var + momentum * var")],
+        {"batchnorm_running_averages"}),
+    "layernorm_wrong_axis": (
+        [(LAYERS, "mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"),
+         (LAYERS, 'var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D',
+          'var = np.einsum("ij,ij->j", x_hat, x_hat)[None, :] / N')],
+        {"layernorm_forward", "network_layernorm"}),
+    "alt_delegates_to_staged": (
+        [(LAYERS, ALT_REGION, ALT_REGION + "    return batchnorm_backward(dout, cache)\n")],
+        {"batchnorm_backward_alt_closed_form"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_planted_bug_loses_exactly_its_items(tmp_path, solution, bug):
+    changes, broken = PLANTED[bug]
+    files = solution
+    for path, old, new in changes:
+        files = plant(files, path, old, new)
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "ok", result["status_detail"]
+    assert failed_items(result) == broken
+    assert result["score"] == RUBRIC.max_score - sum(ITEM_POINTS[i] for i in broken)
+    # Every failed item says why, from the grader's comparison, and carries a hint.
+    for item in result["items"]:
+        if not item["passed"]:
+            assert any(t["message"] for t in item["tests"] if not t["passed"])
+            assert item["hint"]
+
+
+def test_feedback_lists_every_item_and_escapes_student_text(tmp_path, solution):
+    files = append(solution, LAYERS, 'raise ValueError("<script>alert(1)</script>")')
+    result = grade_files(tmp_path, files, name="evil")
+    assert result["status"] == "import_error"
+    page = (tmp_path / "out" / "feedback" / "evil.html").read_text(encoding="utf-8")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    ok = grade_files(tmp_path, solution, name="good")
+    page = (tmp_path / "out" / "feedback" / "good.html").read_text(encoding="utf-8")
+    for item in ok["items"]:
+        assert item["title"].replace("'", "&#x27;") in page
+
+
+# ---------------------------------------------------------------------------
+# Bad zips: refused before anything runs
+# ---------------------------------------------------------------------------
+
+
+def test_corrupt_zip(tmp_path):
+    path = tmp_path / "junk.zip"
+    path.write_bytes(b"PK\x03\x04 this is not a zip" * 10)
+    result = grading.grade_one(path, options(tmp_path / "out"))
+    assert result["status"] == "corrupt_zip" and result["score"] == 0
+
+
+def test_truncated_zip(tmp_path, solution):
+    whole = write_zip(tmp_path / "whole.zip", solution).read_bytes()
+    path = tmp_path / "cut.zip"
+    path.write_bytes(whole[: len(whole) // 2])
+    assert grading.grade_one(path, options(tmp_path / "out"))["status"] == "corrupt_zip"
+
+
+@pytest.mark.parametrize("name", ["/etc/cs231n/layers.py", "cs231n/../../evil.py",
+                                  "cs231n/a\nb.py", "..\\evil.py"])
+def test_unsafe_member_names(tmp_path, solution, name):
+    zip_path = write_zip(tmp_path / "s.zip", solution,
+                         infos=[(zipfile.ZipInfo(name), b"print('x')")])
+    result = grading.grade_one(zip_path, options(tmp_path / "out"))
+    assert result["status"] == "unsafe_zip"
+    assert not list((tmp_path.parent).glob("evil.py"))
+
+
+def test_symlink_member(tmp_path, solution):
+    files = dict(solution)
+    del files["cs231n/optim.py"]
+    zip_path = write_zip(tmp_path / "s.zip", files,
+                         infos=[(symlink_info("cs231n/optim.py"), b"/etc/shadow")])
+    result = grading.grade_one(zip_path, options(tmp_path / "out"))
+    assert result["status"] == "unsafe_zip" and "symbolic link" in result["status_detail"]
+
+
+def test_zip_bomb_declared_size(tmp_path, solution, monkeypatch):
+    monkeypatch.setattr(unpack, "MAX_FILE_BYTES", 4 * 2**20)
+    files = dict(solution, **{"cs231n/big.py": b"#" * (6 * 2**20)})
+    result = grading.grade_one(write_zip(tmp_path / "s.zip", files), options(tmp_path / "out"))
+    assert result["status"] == "zip_bomb"
+
+
+def test_zip_bomb_forged_header(tmp_path, solution):
+    """A member whose headers declare fewer bytes than it holds is stopped while reading."""
+    files = dict(solution, **{"cs231n/big.py": b"#" * 200_000})
+    path = write_zip(tmp_path / "s.zip", files)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("cs231n/big.py")
+    # Patch the uncompressed size (local header at offset 22, central directory at 24).
+    forged = (1000).to_bytes(4, "little")
+    data[info.header_offset + 22: info.header_offset + 26] = forged
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        name_len = int.from_bytes(data[central + 28: central + 30], "little")
+        if data[central + 46: central + 46 + name_len] == b"cs231n/big.py":
+            data[central + 24: central + 28] = forged
+        central = data.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(data))
+    result = grading.grade_one(path, options(tmp_path / "out"))
+    assert result["status"] in ("zip_bomb", "corrupt_zip")
+    assert result["score"] == 0
+
+
+def test_missing_files(tmp_path, solution):
+    files = {k: v for k, v in solution.items() if k != "cs231n/layers.py"}
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "missing_files" and "cs231n/layers.py" in result["status_detail"]
+    assert result["score"] == 0
+
+
+def test_manifest_is_verified_not_trusted(tmp_path, solution):
+    files = plant(solution, LAYERS, "dbeta = dout.sum(axis=0)\n    dgamma = (dout * x_hat)",
+                  "dbeta = 0 * dout.sum(axis=0)\n    dgamma = (dout * x_hat)")
+    zip_path = tmp_path / "s.zip"
+    write_zip(zip_path, files, manifest=False,
+              infos=[(zipfile.ZipInfo("MANIFEST"), b"0" * 64 + b"  cs231n/layers.py\n")])
+    result = grading.grade_one(zip_path, options(tmp_path / "out"))
+    assert any("does not match" in m for m in result["manifest"])
+    assert "batchnorm_backward" in failed_items(result)
+
+
+# ---------------------------------------------------------------------------
+# Bad code: each gets a clear status, the run goes on
+# ---------------------------------------------------------------------------
+
+
+def test_syntax_error(tmp_path, solution):
+    result = grade_files(tmp_path, append(solution, LAYERS, "def broken(:\n    pass"))
+    assert result["status"] == "syntax_error" and result["score"] == 0
+    assert "SyntaxError" in result["status_detail"]
+
+
+def test_exception_at_import(tmp_path, solution):
+    result = grade_files(tmp_path, append(solution, LAYERS, "raise RuntimeError('boom')"))
+    assert result["status"] == "import_error" and "boom" in result["status_detail"]
+    assert result["score"] == 0
+
+
+def test_infinite_loop_at_import(tmp_path, solution):
+    result = grade_files(tmp_path, append(solution, LAYERS, "while True:\n    pass"))
+    assert result["status"] == "timeout" and result["score"] == 0
+
+
+def test_infinite_loop_ignoring_alarms_is_killed(tmp_path, solution):
+    code = ("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+            "while True:\n    pass")
+    result = grade_files(tmp_path, append(solution, LAYERS, code),
+                         limits=Limits(cpu_seconds=30, wall_seconds=6, memory_bytes=2 * 2**30,
+                                       processes=48))
+    assert result["status"] == "timeout" and "wall" in result["status_detail"]
+
+
+def test_infinite_loop_in_one_function_costs_its_items_only(tmp_path, solution):
+    files = plant(solution, LAYERS, "    dx = dout * mask\n",
+                  "    while True:\n        pass\n    dx = dout * mask\n")
+    result = grade_files(tmp_path, files, op_seconds=2)
+    assert result["status"] == "timeout"
+    assert failed_items(result) == {"dropout_backward", "network_dropout"}
+
+
+def test_memory_hog(tmp_path, solution):
+    result = grade_files(tmp_path, append(solution, LAYERS, "_hog = bytearray(8 * 2**30)"))
+    assert result["status"] == "memory_limit" and result["score"] == 0
+
+
+@needs_bwrap
+def test_fork_bomb(tmp_path, solution):
+    code = "import os\nwhile True:\n    os.fork()"
+    result = grade_files(tmp_path, append(solution, LAYERS, code))
+    assert result["status"] == "process_limit", result["status_detail"]
+    assert result["score"] == 0
+
+
+@needs_bwrap
+def test_network_connection_attempt(tmp_path, solution):
+    code = "import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=3)"
+    result = grade_files(tmp_path, append(solution, LAYERS, code))
+    assert result["status"] == "network_attempt" and result["score"] == 0
+    caught = ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
+              "except OSError:\n    pass")
+    result = grade_files(tmp_path, append(solution, LAYERS, caught), name="caught")
+    assert result["status"] == "network_attempt"
+    assert any(a["kind"] == "network" for a in result["attempts"])
+
+
+@needs_bwrap
+def test_reading_the_hidden_tests(tmp_path, solution):
+    code = f"_stolen = open({str(HIDDEN_TESTS_FILE)!r}).read()"
+    result = grade_files(tmp_path, append(solution, LAYERS, code))
+    assert HIDDEN_TESTS_FILE.is_file()  # it exists, only not inside the sandbox
+    assert result["status"] == "forbidden_read"
+    assert "FileNotFoundError" in result["status_detail"]
+
+
+@needs_bwrap
+def test_writing_outside_its_folder(tmp_path, solution):
+    target = tmp_path / "pwned.txt"
+    code = (f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+            f"try:\n    open({str(PROJECT / 'pwned.txt')!r}, 'w').write('x')\n"
+            f"except OSError:\n    pass")
+    result = grade_files(tmp_path, append(solution, LAYERS, code))
+    assert not target.exists() and not (PROJECT / "pwned.txt").exists()
+    assert result["status"] == "write_outside"
+    assert result["score"] == RUBRIC.max_score  # graded, and flagged for a human
+
+
+def test_monkeypatching_numpy_does_not_change_verdicts(tmp_path, solution):
+    files = plant(solution, LAYERS, 'var = np.einsum("ij,ij->j", x_hat, x_hat) / N',
+                  'var = np.einsum("ij,ij->j", x_hat, x_hat) / (N - 1)')
+    code = ("import numpy as _np\n_np.allclose = lambda *a, **k: True\n"
+            "_np.testing.assert_allclose = lambda *a, **k: None")
+    result = grade_files(tmp_path, append(files, LAYERS, code))
+    assert result["status"] == "monkeypatch"
+    assert "numpy.allclose" in result["status_detail"]
+    assert "batchnorm_forward_train" in failed_items(result)
+
+
+def test_monkeypatching_the_worker_does_not_change_verdicts(tmp_path, solution):
+    code = ("import sys\n_w = sys.modules['__main__']\n"
+            "_w.OPS['backward'] = lambda spec, arrays, student: "
+            "{k: arrays[spec['dout']] * 0 for k in spec['returns']}\n")
+    result = grade_files(tmp_path, append(solution, LAYERS, code))
+    assert result["status"] == "monkeypatch" and "OPS" in result["status_detail"]
+    assert {"batchnorm_backward", "layernorm_backward", "dropout_backward"} <= \
+        failed_items(result)
+    # Blinding the detection is possible in-process; the verdicts still do not move.
+    blind = code + "_w._changed = lambda snapshot: []"
+    result = grade_files(tmp_path, append(solution, LAYERS, blind), name="blind")
+    assert {"batchnorm_backward", "layernorm_backward", "dropout_backward"} <= \
+        failed_items(result)
+
+
+def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
+    files = dict(solution, **{"cs231n/check.py": b"raise SystemExit('forged check')\n"})
+    files = plant(files, LAYERS, "dgamma = (dout * x_hat).sum(axis=0)",
+                  "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")
+    result = grade_files(tmp_path, files)
+    item = next(i for i in result["items"] if i["id"] == "batchnorm_backward")
+    assert not item["passed"] and result["checks"]["batchnorm_backward"]["passed"] is False
+
+
+# ---------------------------------------------------------------------------
+# The sandbox itself
+# ---------------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_sandbox_hides_instructor_files_and_network(tmp_path):
+    sandbox = Sandbox("bwrap", uid=61901)
+    code = ("import os, socket\n"
+            f"print('hidden', os.path.exists({str(HIDDEN_TESTS_FILE)!r}))\n"
+            f"print('project', sorted(os.listdir({str(PROJECT)!r})))\n"
+            "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=2)\n"
+            "except OSError as e:\n    print('net', e.errno)\n"
+            "open('/tmp/mine', 'w').write('x'); print('tmp', os.listdir('/tmp'))\n"
+            "print('uid', os.getuid())")
+    run = sandbox.run([grading.sys.executable, "-I", "-c", code], [], cwd="/tmp",
+                      env={"PATH": "/usr/bin"}, limits=Limits(wall_seconds=30))
+    assert run.returncode == 0, run.stderr
+    assert "hidden False" in run.stdout
+    assert "project ['.venv']" in run.stdout
+    assert "net 101" in run.stdout  # ENETUNREACH: no route out of the namespace
+    assert "tmp ['mine']" in run.stdout and "uid 61901" in run.stdout
+
+
+# ---------------------------------------------------------------------------
+# Gradebook, re-runs, shards
+# ---------------------------------------------------------------------------
+
+
+def test_cli_gradebook_rerun_shards_and_merge(tmp_path, solution, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write_zip(subs / "alice.zip", solution)
+    write_zip(subs / "bob.zip", append(solution, LAYERS, "raise RuntimeError('boom')"))
+    (subs / "carol.zip").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    args = [str(subs), "--out", str(out), "--no-notebooks", "--quiet", "--jobs", "2",
+            "--timeout", "30"]
+    assert cli.main(args) == 0
+    rows = {r["submission"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert rows["alice"]["score"] == f"{RUBRIC.max_score:g}" and rows["alice"]["status"] == "ok"
+    assert rows["bob"]["status"] == "import_error" and rows["carol"]["status"] == "corrupt_zip"
+    for column in ("submission", "score", "max_score", "status", "outputs_reproduce"):
+        assert column in rows["alice"]
+    assert all((out / "feedback" / f"{n}.html").is_file() for n in rows)
+    assert "3 submission(s) graded" in capsys.readouterr().out
+
+    # A re-run reuses every result; a changed zip is graded again.
+    assert cli.main(args) == 0
+    assert "3 reused" in capsys.readouterr().out
+    write_zip(subs / "alice.zip", append(solution, LAYERS, "# resubmitted"))
+    assert cli.main(args) == 0
+    assert "2 reused" in capsys.readouterr().out
+
+    # Shards into separate folders, then merged: the same gradebook.
+    shard_outs = []
+    for k in (1, 2):
+        shard_out = tmp_path / f"shard{k}"
+        assert cli.main([str(subs), "--out", str(shard_out), "--no-notebooks", "--quiet",
+                         "--shard", f"{k}/2"]) == 0
+        shard_outs.append(shard_out)
+    graded = [json.loads(p.read_text())["submission"] for s in shard_outs
+              for p in (s / "results").glob("*.json")]
+    assert sorted(graded) == ["alice", "bob", "carol"]
+    merged = tmp_path / "merged"
+    assert cli.main(["merge", *map(str, shard_outs), "--out", str(merged)]) == 0
+    merged_rows = {r["submission"]: r for r in csv.DictReader(open(merged / "grades.csv"))}
+    assert {k: v["score"] for k, v in merged_rows.items()} == \
+        {k: v["score"] for k, v in rows.items()}
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit):
+        cli.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit):
+        cli.main([str(tmp_path), "--out", str(tmp_path / "out"), "--shard", "3/2"])
+    bad = tmp_path / "rubric.toml"
+    bad.write_text('[[item]]\nid = "x"\npoints = 1\ntests = ["no_such_test"]\n')
+    with pytest.raises(ValueError, match="no_such_test"):
+        load_rubric(bad)
+    bad.write_text('[[item]]\nid = "x"\npoints = -1\ntests = ["bn_test"]\n')
+    with pytest.raises(ValueError, match="points"):
+        load_rubric(bad)
+
+
+# ---------------------------------------------------------------------------
+# Notebooks: static checks (fast) and re-execution (tiny notebooks)
+# ---------------------------------------------------------------------------
+
+
+def _course_questions(name):
+    return notebooks.course_questions(PROJECT / name)
+
+
+def test_answers_reported_per_question(tmp_path):
+    import nbformat
+    nb = nbformat.read(PROJECT / "Dropout.ipynb", as_version=4)
+    answer_cells = [i for i, c in enumerate(nb.cells) if "BEGIN ANSWER" in c.source]
+    del nb.cells[answer_cells[1]]  # the second answer cell deleted
+    nb.cells[answer_cells[2] - 1].source = ("<!-- BEGIN ANSWER -->\n*Your answer:* (write here)"
+                                            "\n<!-- END ANSWER -->")
+    path = tmp_path / "Dropout.ipynb"
+    nbformat.write(nb, path)
+    report = notebooks.check_notebook(path, _course_questions("Dropout.ipynb"))
+    states = [state for _, state, _ in report.answers]
+    assert states == ["answered", "missing", "unanswered"]
+
+
+def test_never_run_and_hidden_errors_are_reported(tmp_path):
+    from grade_fixtures import tiny_notebook
+    never = tmp_path / "never.ipynb"
+    never.write_bytes(tiny_notebook([("print(1)", None, ()), ("print(2)", None, ())]))
+    assert notebooks.check_notebook(never, []).never_run
+    hidden = tmp_path / "hidden.ipynb"
+    hidden.write_bytes(tiny_notebook([("print(1)", "1\n", ()),
+                                      ("1 / 0", None, ("raises-exception",))]))
+    problems = notebooks.check_notebook(hidden, []).problems
+    assert any("raises-exception" in p for p in problems)
+
+
+def _reexec(tmp_path, solution, bn_cells=None, dropout_cells=None):
+    files = {k: v for k, v in solution.items() if not k.endswith(".ipynb")}
+    files.update(tiny_notebooks(bn_cells, dropout_cells))
+    return grade_files(tmp_path, files, run_notebooks=True)
+
+
+@pytest.mark.slow
+def test_reexecution_honest_tiny_notebooks_reproduce(tmp_path, solution):
+    result = _reexec(tmp_path, solution)
+    assert result["outputs_reproduce"] == "yes", result["notebooks"]
+
+
+@pytest.mark.slow
+def test_reexecution_finds_forged_never_run_and_hidden_errors(tmp_path, solution):
+    bn = [("import numpy as np", None, ()),
+          ("print('dgamma error:', 3.14e-11)", "dgamma error: 3.14e-11\n", ()),
+          ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ()),  # forged
+          ("raise ValueError('hidden')", None, ("raises-exception",))]
+    dropout = [("print(1)", None, ()), ("print(2)", None, ())]  # never run
+    result = _reexec(tmp_path, solution, bn, dropout)
+    assert result["outputs_reproduce"].startswith("no")
+    bn_entry, dropout_entry = result["notebooks"]
+    differ = dict(bn_entry["reexec"]["differ"])
+    assert "cell 4" in differ  # the forged cell (markdown is cell 1)
+    assert "cell 5" in differ  # the error hidden by the tag shows when re-run
+    assert "cell 3" not in differ
+    assert any("raises-exception" in p for p in bn_entry["problems"])
+    assert dropout_entry["never_run"]
+    assert "never run" in result["outputs_reproduce"]
+
+
+@pytest.mark.slow
+def test_real_notebooks_of_the_solution_reproduce(tmp_path, solution):
+    """End to end on the real notebooks (about 60-100 s)."""
+    result = grade_files(tmp_path, solution, run_notebooks=True,
+                         notebook_limits=Limits(cpu_seconds=900, wall_seconds=900,
+                                                memory_bytes=4 * 2**30, processes=256))
+    assert result["score"] == RUBRIC.max_score
+    assert result["outputs_reproduce"] == "yes", [nb["reexec"] for nb in result["notebooks"]]
