@@ -31,12 +31,14 @@ file ships in the student release. The properties, for x: (N, D):
   gamma * z + beta and leaves the running statistics alone.
 - layer norm: the same per example (axis 1); examples never influence each other.
 - dropout (p = KEEP probability): the kept fraction is about p, kept units are x / p,
-  test mode is the identity, dx = dout where kept (scaled by 1 / p), 0 elsewhere.
+  test mode is the identity; in train mode dx and dout relate through the forward
+  pass's own mask (dx * x equals dout * out elementwise), in test mode dx is dout.
 - backward passes and the network: analytic gradients against centred differences
   in float64 with a random upstream gradient; the L2 term adds 0.5 * reg * sum(W**2).
 
 The functions are looked up on their modules at call time, so a test (or a student
-experimenting) can monkeypatch a piece and re-run the check.
+experimenting) can monkeypatch a piece and re-run the check (the network pieces call
+FullyConnectedNet, which uses the functions cs231n.classifiers.fc_net imported).
 """
 import argparse
 import math
@@ -431,10 +433,12 @@ def check_dropout():
         dout = rng.standard_normal(x.shape)
         dx = backward(dout.copy(), cache)
         _require_array(dx, f"train-mode dx (p = {p})", x.shape)
-        if not np.allclose(dx, dout * out / x, rtol=1e-12, atol=0):
+        # x > 0, so this says: dx is 0 where the unit was dropped and, where it was kept,
+        # scaled from dout as out is from x.
+        if not np.allclose(dx * x, dout * out, rtol=1e-12, atol=0):
             raise CheckFailed(
-                f"train-mode dx is not dout / p where a unit was kept and 0 elsewhere "
-                f"(p = {p}); backward must reuse the forward pass's mask"
+                f"train-mode dx does not follow the forward pass (p = {p}): dx * x should "
+                f"equal dout * out elementwise; backward must reuse the forward pass's mask"
             )
 
         out_test, cache_test = forward(x.copy(), {"mode": "test", "p": p})

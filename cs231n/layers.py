@@ -278,14 +278,15 @@ def batchnorm_forward(x, gamma, beta, bn_param):
       - running_mean, running_var: (D,) running statistics, default zeros; created if
         absent and written back into bn_param (this dict is the layer's state)
 
-    Train mode (needs N >= 2), over axis 0:
+    Train mode (needs N >= 2), per feature, means over axis 0 (the N examples):
         mu      = mean(x)
         var     = mean((x - mu) ** 2)                 biased: divides by N
         inv_std = 1 / sqrt(var + eps)                 eps inside the square root
         x_hat   = (x - mu) * inv_std
         out     = gamma * x_hat + beta
-        running_mean = momentum * running_mean + (1 - momentum) * mu
-        running_var  = momentum * running_var  + (1 - momentum) * var
+    and the running statistics move towards the batch's (momentum: weight of the OLD value):
+        running_mean  <-  momentum * running_mean + (1 - momentum) * mu
+        running_var   <-  momentum * running_var  + (1 - momentum) * var
 
     Test mode uses the running statistics instead of mu and var and changes nothing:
         out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
@@ -341,27 +342,30 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 def batchnorm_backward(dout, cache):
     """Backward pass of batch normalization, node by node through the graph.
 
-    The forward graph (over axis 0, N examples):
+    The forward graph (means over axis 0, the N examples):
 
         mu = mean(x);  xc = x - mu;  var = mean(xc ** 2);  inv_std = (var + eps) ** -0.5
         x_hat = xc * inv_std;  out = gamma * x_hat + beta
 
-    is walked backwards one node at a time (xc = x_hat / inv_std is recovered from the
-    cache rather than stored). batchnorm_backward_alt gives the same result in closed form.
+    Walk it backwards one node at a time, from out to x, with the chain rule; the
+    cache holds x_hat, inv_std and gamma (every other node can be recovered from them).
+    batchnorm_backward_alt must give the same result.
 
     Inputs:
-    - dout: (N, D) upstream gradient
+    - dout: (N, D) upstream gradient, dL/dout
     - cache: from batchnorm_forward in train mode: x_hat (N, D), inv_std (D,), gamma (D,)
 
-    Returns (dx, dgamma, dbeta):
+    Returns (dx, dgamma, dbeta), the gradients of the loss with respect to x, gamma, beta:
     - dx: (N, D)
-    - dgamma: (D,) = sum over N of dout * x_hat
-    - dbeta: (D,) = sum over N of dout
+    - dgamma: (D,)
+    - dbeta: (D,)
     """
     x_hat, inv_std, gamma = _unpack_norm_cache(dout, cache, "batchnorm_forward in train mode")
     N = dout.shape[0]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: backward pass")
+    # The graph walked backwards, one node at a time; xc = x_hat / inv_std is recovered
+    # from the cache rather than stored.
     # out = gamma * x_hat + beta
     dbeta = dout.sum(axis=0)
     dgamma = (dout * x_hat).sum(axis=0)
@@ -385,14 +389,10 @@ def batchnorm_backward(dout, cache):
 def batchnorm_backward_alt(dout, cache):
     """Backward pass of batch normalization in simplified closed form.
 
-    Differentiating the whole forward pass at once (see batchnorm_backward) collapses to
-
-        dbeta  = sum over N of dout
-        dgamma = sum over N of dout * x_hat
-        dx     = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)
-
-    computed here as gamma * inv_std * (dout - (dbeta + x_hat * dgamma) / N) in one
-    (N, D) work array.
+    The same gradients as batchnorm_backward, derived on paper for the whole forward
+    pass at once (out = gamma * (x - mu) * inv_std + beta, with mu and inv_std functions
+    of every row of x) instead of node by node, and computed in a few vectorized lines
+    from the cache's x_hat, inv_std and gamma.
 
     Inputs and returns as batchnorm_backward.
     """
@@ -400,6 +400,12 @@ def batchnorm_backward_alt(dout, cache):
     N = dout.shape[0]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: alternative backward pass")
+    # Differentiating the whole forward pass at once collapses to
+    #     dbeta  = sum over N of dout
+    #     dgamma = sum over N of dout * x_hat
+    #     dx     = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)
+    # computed as gamma * inv_std * (dout - (dbeta + x_hat * dgamma) / N) in one (N, D)
+    # work array.
     dbeta = dout.sum(axis=0)
     dgamma = np.einsum("ij,ij->j", dout, x_hat)
     # In-place steps on one buffer: the formula as written allocates an (N, D) array per operation.
@@ -461,25 +467,26 @@ def layernorm_forward(x, gamma, beta, ln_param):
 def layernorm_backward(dout, cache):
     """Backward pass of layer normalization.
 
-    With dx_hat = dout * gamma and means taken over the D features of each example
-    (axis 1), the closed form of batch norm's backward with axes swapped:
-
-        dx     = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
-        dgamma = sum over N of dout * x_hat
-        dbeta  = sum over N of dout
-
-    (gamma is per feature, so unlike batch norm it cannot be pulled out of the means.)
+    The forward pass is layernorm_forward's: per example (axis 1) statistics, then
+    out = gamma * x_hat + beta with gamma and beta per feature (axis 0).
 
     Inputs:
-    - dout: (N, D) upstream gradient
+    - dout: (N, D) upstream gradient, dL/dout
     - cache: from layernorm_forward: x_hat (N, D), inv_std (N, 1), gamma (D,)
 
-    Returns (dx, dgamma, dbeta): (N, D), (D,), (D,).
+    Returns (dx, dgamma, dbeta), the gradients of the loss with respect to x, gamma, beta:
+    (N, D), (D,), (D,).
     """
     x_hat, inv_std, gamma = _unpack_norm_cache(dout, cache, "layernorm_forward")
     D = dout.shape[1]
 
     ### BEGIN SOLUTION (BatchNormalization.ipynb: "Layer normalization: implementation")
+    # With dx_hat = dout * gamma and means over the D features of each example (axis 1),
+    # the closed form of batch norm's backward with the axes swapped:
+    #     dx     = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+    #     dgamma = sum over N of dout * x_hat
+    #     dbeta  = sum over N of dout
+    # (gamma is per feature, so unlike batch norm it cannot be pulled out of the means.)
     dbeta = dout.sum(axis=0)
     dgamma = np.einsum("ij,ij->j", dout, x_hat)
     dx_hat = dout * gamma
@@ -513,16 +520,17 @@ def dropout_forward(x, dropout_param):
         still makes runs reproducible while the mask itself comes from the PCG64
         generator, about twice as fast as np.random's legacy Mersenne Twister.
 
-    Train mode:
-        mask = (u < p) / p,  u ~ Uniform[0, 1) elementwise   (a unit is kept with prob. p)
-        out  = x * mask                                      E[out] = x
-    The uniforms are drawn in float64 whatever x's dtype, so a seed keeps the same units
-    for float32 and float64 x; mask and out have x's dtype (mask entries are 0 or 1/p).
-    Test mode: out = x (the 1/p scaling at train time already matched the expectations).
+    Train mode: every unit, independently, is kept with probability p and scaled by
+    1 / p, or dropped (set to 0) with probability 1 - p; so E[out] = x. Draw the
+    decisions from uniforms in [0, 1) in float64 whatever x's dtype, so that a seed
+    keeps the same units for float32 and float64 x.
+    Test mode: out = x (the 1 / p scaling at train time already matched the expectations).
 
     Returns (out, cache):
     - out: x's shape and dtype
-    - cache: {'mask': mask of x's shape (None in test mode), 'shape': x.shape}
+    - cache: {'mask': train mode, an array of x's shape and dtype, 0 exactly where a unit
+      was dropped, holding what dropout_backward needs; None in test mode,
+      'shape': x.shape}
     """
     check_array(x, "x", floating=True)
     _check_params(dropout_param, "dropout_param")
@@ -543,6 +551,7 @@ def dropout_forward(x, dropout_param):
             seed = np.random.randint(2**63)
         rng = np.random.default_rng(seed)
         ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: forward pass")
+        # mask = (u < p) / p: entries 0 (dropped) or 1 / p (kept); out = x * mask.
         u = rng.random(x.shape)  # float64 uniforms in [0, 1)
         # (u < p) / p, built in u's buffer when x is float64 (1.0 / 0.0, then divided by p
         # as a scalar of x's dtype): the literal expression allocates two more (N, D) arrays,
@@ -562,12 +571,10 @@ def dropout_backward(dout, cache):
     """Backward pass of inverted dropout.
 
     Inputs:
-    - dout: upstream gradient, x's shape
-    - cache: from dropout_forward
+    - dout: upstream gradient dL/dout, x's shape
+    - cache: from dropout_forward (train mode: the units that forward pass kept)
 
-    Returns dx, x's shape:
-    - train mode: dx = dout * mask   (mask already holds the 1/p scaling)
-    - test mode: dx = dout
+    Returns dx = dL/dx, x's shape and dtype (test mode: dout, as out = x).
     """
     _check_cache(cache, "dropout_forward", ("mask", "shape"))
     _check_dout(dout, cache["shape"])
@@ -575,6 +582,7 @@ def dropout_backward(dout, cache):
     if mask is None:
         return dout
     ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: backward pass")
+    # out = x * mask elementwise, and mask already holds the 1 / p scaling.
     dx = dout * mask
     ### END SOLUTION
     return dx

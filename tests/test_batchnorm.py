@@ -75,19 +75,21 @@ def test_staged_and_alt_backward_agree(shape):
         assert rel_error(staged, alt) < 1e-10
 
 
-def test_dgamma_uses_x_hat_not_x():
-    # Hand-derivable: dgamma = sum_n dout * x_hat. For N = 2 the normalized values are
-    # exactly -+1 * sqrt(var / (var + eps)) with var = (d / 2) ** 2 for a gap d.
+def test_dgamma_dbeta_hand_values():
+    # x = [[0, 10], [4, 30]]: per feature mean [2, 20], biased var [4, 100], so
+    # x_hat = [[-1, -1], [1, 1]] * s with s = sqrt(var / (var + eps)).
+    # out = gamma * x_hat + beta and the loss sum(out * dout) with
+    # dout = [[1, 2], [3, 5]]: as a function of gamma it is gamma * s * [3 - 1, 5 - 2]
+    # (+ terms without gamma), and of beta, beta * [1 + 3, 2 + 5].
     x = np.array([[0.0, 10.0], [4.0, 30.0]])
     dout = np.array([[1.0, 2.0], [3.0, 5.0]])
     eps = 1e-5
     _, cache = batchnorm_forward(x, np.ones(2), np.zeros(2), {"mode": "train", "eps": eps})
     var = np.array([4.0, 100.0])
-    scale = np.sqrt(var / (var + eps))
-    expected_dgamma = (dout[1] - dout[0]) * scale
+    s = np.sqrt(var / (var + eps))
     for backward in BACKWARDS.values():
         _, dgamma, dbeta = backward(dout, cache)
-        np.testing.assert_allclose(dgamma, expected_dgamma, rtol=1e-14)
+        np.testing.assert_allclose(dgamma, np.array([2.0, 3.0]) * s, rtol=1e-14)
         np.testing.assert_allclose(dbeta, [4.0, 7.0], rtol=1e-15)
 
 
@@ -127,19 +129,30 @@ def test_train_output_mean_is_beta_and_std_is_gamma():
     np.testing.assert_allclose(out.std(axis=0), gamma * np.sqrt(var / (var + eps)), rtol=1e-12)
 
 
-def test_train_forward_equals_loop_reference():
-    x, gamma, beta, _ = make_inputs((7, 3), seed=5)
-    eps = 1e-3
-    out, _ = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
-    N, D = x.shape
-    expected = np.empty_like(x)
-    for d in range(D):
-        col = [x[n, d] for n in range(N)]
-        mu = sum(col) / N
-        var = sum((v - mu) ** 2 for v in col) / N
-        for n in range(N):
-            expected[n, d] = gamma[d] * (x[n, d] - mu) / np.sqrt(var + eps) + beta[d]
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+# A tiny input whose statistics are easy by hand. x = [[1, 2], [3, 6]], per feature:
+# mean [2, 4], biased var [1, 4] (divide by N = 2), x - mean = [[-1, -2], [1, 2]].
+# eps = 6.5625 makes the square roots exact: sqrt(var + eps) = [2.75, 3.25],
+# inv_std = [4/11, 4/13], x_hat = [[-4/11, -8/13], [4/11, 8/13]].
+HAND_X = np.array([[1.0, 2.0], [3.0, 6.0]])
+HAND_EPS = 6.5625
+HAND_INV_STD = np.array([4 / 11, 4 / 13])
+HAND_X_HAT = np.array([[-4 / 11, -8 / 13], [4 / 11, 8 / 13]])
+
+
+def test_train_forward_hand_values():
+    # gamma = [2, -1], beta = [0.5, 3]: out = [[0.5 - 8/11, 3 + 8/13], [0.5 + 8/11, 3 - 8/13]].
+    gamma, beta = np.array([2.0, -1.0]), np.array([0.5, 3.0])
+    out, _ = batchnorm_forward(HAND_X, gamma, beta, {"mode": "train", "eps": HAND_EPS})
+    expected = np.array([[0.5 - 8 / 11, 3 + 8 / 13], [0.5 + 8 / 11, 3 - 8 / 13]])
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+
+
+def test_train_forward_hand_values_three_examples():
+    # One feature, x = [0, 0, 3]: mean 1, biased var (1 + 1 + 4) / 3 = 2 (the unbiased
+    # one would be 3), eps = 2 gives sqrt(var + eps) = 2 and x_hat = [-0.5, -0.5, 1].
+    out, _ = batchnorm_forward(np.array([[0.0], [0.0], [3.0]]), np.array([1.0]),
+                               np.array([0.0]), {"mode": "train", "eps": 2.0})
+    np.testing.assert_allclose(out, [[-0.5], [-0.5], [1.0]], rtol=1e-15)
 
 
 # ---------------------------------------------------------------------------
@@ -147,39 +160,33 @@ def test_train_forward_equals_loop_reference():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 1.0], ids=lambda m: f"momentum_{m}")
-def test_running_stats_are_the_hand_computed_moving_average(momentum):
-    rng = np.random.default_rng(6)
-    D, steps = 3, 5
-    bn_param = {"mode": "train", "momentum": momentum}
-    expected_mean = [0.0] * D
-    expected_var = [0.0] * D
-    for _ in range(steps):
-        x = rng.standard_normal((8, D)) * 2 + 1
-        batchnorm_forward(x, np.ones(D), np.zeros(D), bn_param)
-        for d in range(D):
-            col = x[:, d].tolist()
-            mu = sum(col) / len(col)
-            var = sum((v - mu) ** 2 for v in col) / len(col)
-            expected_mean[d] = momentum * expected_mean[d] + (1 - momentum) * mu
-            expected_var[d] = momentum * expected_var[d] + (1 - momentum) * var
-    np.testing.assert_allclose(bn_param["running_mean"], expected_mean, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(bn_param["running_var"], expected_var, rtol=1e-12, atol=1e-15)
+@pytest.mark.parametrize("momentum", [0.0, 0.25, 0.9, 1.0], ids=lambda m: f"momentum_{m}")
+def test_running_stats_after_two_steps_hand_values(momentum):
+    # Batch 1, x = [[1, 2], [3, 6]]: mean [2, 4], biased var [1, 4].
+    # Batch 2, x = [[0, 0], [4, -2]]: mean [2, -1], biased var [4, 1].
+    # From zeros, with m = momentum the weight of the old value, two steps give
+    # m * (1 - m) * (batch 1 statistic) + (1 - m) * (batch 2 statistic).
+    m = momentum
+    bn_param = {"mode": "train", "momentum": m}
+    batchnorm_forward(np.array([[1.0, 2.0], [3.0, 6.0]]), np.ones(2), np.zeros(2), bn_param)
+    batchnorm_forward(np.array([[0.0, 0.0], [4.0, -2.0]]), np.ones(2), np.zeros(2), bn_param)
+    expected_mean = m * (1 - m) * np.array([2.0, 4.0]) + (1 - m) * np.array([2.0, -1.0])
+    expected_var = m * (1 - m) * np.array([1.0, 4.0]) + (1 - m) * np.array([4.0, 1.0])
+    np.testing.assert_allclose(bn_param["running_mean"], expected_mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(bn_param["running_var"], expected_var, rtol=1e-14, atol=1e-15)
 
 
 def test_test_mode_uses_running_stats_and_leaves_them_unchanged():
-    rng = np.random.default_rng(7)
-    D = 4
-    running_mean = rng.standard_normal(D)
-    running_var = rng.uniform(0.5, 2.0, D)
-    gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
-    eps = 1e-3
-    bn_param = {"mode": "test", "eps": eps,
+    # running_mean [1, -2], running_var [3.75, 0.75], eps 0.25: sqrt(var + eps) = [2, 1].
+    # x = [[5, -2], [1, 0], [-3, -5]] -> (x - mean) / 2 and / 1 = [[2, 0], [0, 2], [-2, -3]]
+    # -> with gamma [3, -1], beta [1, 10]: [[7, 10], [1, 8], [-5, 13]]. (The batch's own
+    # statistics would give other values.)
+    running_mean, running_var = np.array([1.0, -2.0]), np.array([3.75, 0.75])
+    bn_param = {"mode": "test", "eps": 0.25,
                 "running_mean": running_mean.copy(), "running_var": running_var.copy()}
-    x = rng.standard_normal((5, D)) * 3
-    out, _ = batchnorm_forward(x, gamma, beta, bn_param)
-    expected = (x - running_mean) / np.sqrt(running_var + eps) * gamma + beta
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    x = np.array([[5.0, -2.0], [1.0, 0.0], [-3.0, -5.0]])
+    out, _ = batchnorm_forward(x, np.array([3.0, -1.0]), np.array([1.0, 10.0]), bn_param)
+    np.testing.assert_allclose(out, [[7.0, 10.0], [1.0, 8.0], [-5.0, 13.0]], rtol=1e-15)
     np.testing.assert_array_equal(bn_param["running_mean"], running_mean)
     np.testing.assert_array_equal(bn_param["running_var"], running_var)
 
@@ -241,15 +248,14 @@ def test_forward_and_backward_modify_neither_inputs_nor_cache():
 
 
 def test_cache_holds_x_hat_inv_std_gamma_only():
-    x, gamma, beta, _ = make_inputs((6, 4), seed=11)
-    eps = 1e-3
-    _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
+    # The hand values above (HAND_X, HAND_EPS).
+    gamma, beta = np.array([2.0, -1.0]), np.array([0.5, 3.0])
+    _, cache = batchnorm_forward(HAND_X, gamma, beta, {"mode": "train", "eps": HAND_EPS})
     assert set(cache) == {"x_hat", "inv_std", "gamma"}
-    inv_std = 1 / np.sqrt(x.var(axis=0) + eps)
-    np.testing.assert_allclose(cache["inv_std"], inv_std, rtol=1e-13)
-    np.testing.assert_allclose(cache["x_hat"], (x - x.mean(axis=0)) * inv_std, rtol=1e-12,
-                               atol=1e-13)
-    _, test_cache = batchnorm_forward(x, gamma, beta, {"mode": "test"})
+    np.testing.assert_allclose(cache["inv_std"], HAND_INV_STD, rtol=1e-15)
+    np.testing.assert_allclose(cache["x_hat"], HAND_X_HAT, rtol=1e-15)
+    np.testing.assert_array_equal(cache["gamma"], gamma)
+    _, test_cache = batchnorm_forward(HAND_X, gamma, beta, {"mode": "test"})
     assert test_cache is None
 
 

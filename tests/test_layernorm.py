@@ -62,18 +62,28 @@ def test_rows_have_zero_mean_and_expected_std(eps):
     np.testing.assert_allclose(out.std(axis=1), np.sqrt(var / (var + eps)), rtol=1e-12)
 
 
-def test_forward_equals_loop_reference():
-    x, gamma, beta, _ = make_inputs((4, 6), seed=2)
-    eps = 1e-3
-    out, _ = layernorm_forward(x, gamma, beta, {"eps": eps})
-    expected = np.empty_like(x)
-    for n in range(4):
-        row = x[n].tolist()
-        mu = sum(row) / len(row)
-        var = sum((v - mu) ** 2 for v in row) / len(row)
-        for d in range(6):
-            expected[n, d] = gamma[d] * (row[d] - mu) / np.sqrt(var + eps) + beta[d]
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+def test_forward_hand_values():
+    # x = [[1, 3], [2, 6]], per example (axis 1): mean [2, 4], biased var [1, 4] (divide
+    # by D = 2), x - mean = [[-1, 1], [-2, 2]]. eps = 6.5625 makes the square roots exact:
+    # sqrt(var + eps) = [2.75, 3.25], x_hat = [[-4/11, 4/11], [-8/13, 8/13]].
+    # gamma = [2, -1], beta = [0.5, 3] (per feature):
+    # out = [[0.5 - 8/11, 3 - 4/11], [0.5 - 16/13, 3 - 8/13]].
+    x = np.array([[1.0, 3.0], [2.0, 6.0]])
+    out, cache = layernorm_forward(x, np.array([2.0, -1.0]), np.array([0.5, 3.0]),
+                                   {"eps": 6.5625})
+    expected = np.array([[0.5 - 8 / 11, 3 - 4 / 11], [0.5 - 16 / 13, 3 - 8 / 13]])
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+    np.testing.assert_allclose(cache["x_hat"], [[-4 / 11, 4 / 11], [-8 / 13, 8 / 13]],
+                               rtol=1e-15)
+    np.testing.assert_allclose(cache["inv_std"], [[4 / 11], [4 / 13]], rtol=1e-15)
+
+
+def test_forward_hand_values_three_features():
+    # One example, x = [0, 0, 3]: mean 1, biased var (1 + 1 + 4) / 3 = 2 (the unbiased
+    # one would be 3), eps = 2 gives sqrt(var + eps) = 2 and x_hat = [-0.5, -0.5, 1].
+    out, _ = layernorm_forward(np.array([[0.0, 0.0, 3.0]]), np.ones(3), np.zeros(3),
+                               {"eps": 2.0})
+    np.testing.assert_allclose(out, [[-0.5, -0.5, 1.0]], rtol=1e-15)
 
 
 @pytest.mark.parametrize("row", [0, 3, 6])

@@ -239,11 +239,15 @@ def test_affine_norm_relu_batchnorm_updates_running_stats_and_test_mode_uses_the
     np.testing.assert_allclose(bn_param["running_mean"], a.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(bn_param["running_var"], a.var(axis=0), rtol=1e-12)
 
+    # With momentum 0 the running statistics are this batch's, so test mode must give
+    # the training-mode output, for the whole batch and for one example on its own.
+    train_out, _ = affine_norm_relu_forward(x, w, b, gamma, beta, {"mode": "train"},
+                                            "batchnorm")
     bn_param["mode"] = "test"
-    out, _ = affine_norm_relu_forward(x[:1], w, b, gamma, beta, bn_param, "batchnorm")
-    expected = np.maximum(gamma * (a[:1] - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + 1e-5)
-                          + beta, 0)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+    out, _ = affine_norm_relu_forward(x, w, b, gamma, beta, bn_param, "batchnorm")
+    np.testing.assert_allclose(out, train_out, rtol=1e-12, atol=1e-14)
+    out_one, _ = affine_norm_relu_forward(x[:1], w, b, gamma, beta, bn_param, "batchnorm")
+    np.testing.assert_allclose(out_one, train_out[:1], rtol=1e-12, atol=1e-14)
 
 
 def test_affine_norm_relu_without_normalization_is_affine_relu():
