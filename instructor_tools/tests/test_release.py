@@ -369,7 +369,9 @@ def _junit_outcomes(path):
         if problem is None:
             outcomes[name] = ("skipped" if case.find("skipped") is not None else "passed", "")
             continue
-        message = problem.get("message", "")
+        # An error in a fixture reads 'failed on setup with "<Type>: <message>"'.
+        message = re.sub(r'^failed on (?:setup|teardown) with "(.*)"$', r"\1",
+                         problem.get("message", ""), flags=re.DOTALL)
         if message == "collection failure":
             name = f"collect:{name}"
             raised = [line[1:].strip() for line in (problem.text or "").splitlines()
