@@ -6,12 +6,13 @@ writes DIR/NAME/ (default ROOT/release/cs231n-student/) and DIR/NAME.zip.
 
 What ships. ROOT must be the top of a git work tree. The release is made of the files
 committed at HEAD (read from git, not from the working tree) whose paths match
-SHIPPED_PATTERNS, and nothing matching NEVER_SHIPPED (instructor_tools/, .ci/, archives,
-PDFs, pickles, data). Its README.md is STUDENT_README, a README written for students;
-the project's own README (instructor commands included) stays home. Refused, with the
-files named, when a file that would ship (or STUDENT_README) has uncommitted changes,
-staged or not: the release is always exactly a commit. Untracked and ignored files never
-ship; untracked files that match SHIPPED_PATTERNS are listed, in case one was forgotten.
+SHIPPED_PATTERNS, and nothing matching NEVER_SHIPPED_DIRS, _NAMES or _SUFFIXES
+(instructor_tools/, .ci/, requirements-ci.txt, archives, PDFs, pickles, data). Its
+README.md is STUDENT_README, a README written for students; the project's own README
+(instructor commands included) stays home. Refused, with the files named, when a file
+that would ship (or STUDENT_README) has uncommitted changes, staged or not: the release
+is always exactly a commit. Untracked and ignored files never ship; untracked files that
+match SHIPPED_PATTERNS are listed, in case one was forgotten.
 
 What happens to the shipped files:
 
@@ -29,9 +30,10 @@ What happens to the shipped files:
 
 Leak check, before anything is written and again on the written release: the text of
 every shipped file (notebooks: every string of the JSON, i.e. cell sources, outputs,
-metadata, attachments decoded; archives: every member, recursively) is cut into lines,
-each compared after ``_normalize`` (whitespace collapsed, comment and prompt prefixes
-dropped, blank lines skipped). Refused:
+metadata, attachments decoded; archives: every member, recursively; a string literal's
+``\n`` escapes also read as line breaks) is cut into lines, each compared after
+``_normalize`` (whitespace collapsed, comment and prompt prefixes dropped, blank lines
+skipped). Refused:
 
 - a run of RUN_LINES consecutive lines of one solution region appearing as consecutive
   lines anywhere (a region shorter than that: the whole region), unless the run is shorter
