@@ -7,6 +7,8 @@ Dropout is not part of a sandwich: FullyConnectedNet applies dropout_forward to 
 sandwich's output itself, so every hidden layer reads as
 ``affine_norm_relu_forward`` then, if enabled, ``dropout_forward``.
 """
+from cs231n import layers as _layers
+from cs231n.layers import *  # noqa: F403  re-exported, see __all__
 from cs231n.layers import (
     affine_backward,
     affine_forward,
@@ -19,10 +21,12 @@ from cs231n.layers import (
 )
 from cs231n.validation import check_choice
 
-# What ``from cs231n.layer_utils import *`` gives: the sandwich layers.
+# What ``from cs231n.layer_utils import *`` gives: the sandwich layers and, as CS231N's
+# layer_utils (which star-imports its layers), every layer function.
 __all__ = [
     "affine_relu_forward", "affine_relu_backward",
     "affine_norm_relu_forward", "affine_norm_relu_backward",
+    *_layers.__all__,
 ]
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")

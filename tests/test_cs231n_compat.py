@@ -62,7 +62,7 @@ print('missing:', [n for n in {LAYER_NAMES + SANDWICH_NAMES!r} if n not in globa
 # Last: each module's star import on its own, in a fresh namespace.
 OTHER_STAR_IMPORTS = f"""
 for module, names in [('cs231n.layers', {LAYER_NAMES!r}),
-                      ('cs231n.layer_utils', {SANDWICH_NAMES!r}),
+                      ('cs231n.layer_utils', {SANDWICH_NAMES + LAYER_NAMES!r}),
                       ('cs231n.gradient_check', {CHECKER_NAMES!r})]:
     namespace = {{}}
     exec(f'from {{module}} import *', namespace)

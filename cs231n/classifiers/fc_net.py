@@ -10,7 +10,6 @@ import math
 import numpy as np
 
 from cs231n import layer_utils as _layer_utils
-from cs231n import layers as _layers
 from cs231n.layer_utils import *  # noqa: F403  re-exported, see __all__
 from cs231n.layer_utils import (
     affine_norm_relu_backward,
@@ -18,7 +17,6 @@ from cs231n.layer_utils import (
     affine_relu_backward,
     affine_relu_forward,
 )
-from cs231n.layers import *  # noqa: F403  re-exported, see __all__
 from cs231n.layers import (
     affine_backward,
     affine_forward,
@@ -35,7 +33,7 @@ from cs231n.validation import (
     check_real,
 )
 
-__all__ = ["FullyConnectedNet", *_layers.__all__, *_layer_utils.__all__]
+__all__ = ["FullyConnectedNet", *_layer_utils.__all__]  # layer_utils' includes the layers
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
