@@ -1,8 +1,8 @@
 """A JupyterLab server and a headless Chromium page on it, for tests of what students see.
 
     server = LabServer(root_dir, state_dir, env=makefile_exports(ROOT / "Makefile"))
-    with server, browser_page() as page:
-        walk = run_notebook_in_lab(page, server, "Dropout.ipynb", screenshots_dir)
+    with server, chromium_browser() as browser:
+        walk = run_notebook_in_lab(new_page(browser), server, "Dropout.ipynb", screenshots_dir)
     walk.error_outputs, walk.raw_tex, walk.images_shown, walk.cells ...
 
 Everything JupyterLab would read or write outside root_dir (config, settings, workspaces,
@@ -230,8 +230,12 @@ class LabServer:
 
 
 @contextlib.contextmanager
-def browser_page(width=1400, height=900):
-    """A page of headless Debian Chromium driven by Playwright (closed on exit)."""
+def chromium_browser():
+    """Headless Debian Chromium driven by Playwright (closed on exit).
+
+    Playwright's sync API allows one of these at a time per thread: share it, and open a
+    page per use with new_page().
+    """
     from playwright.sync_api import sync_playwright
 
     chromium = find_chromium()
@@ -244,10 +248,15 @@ def browser_page(width=1400, height=900):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser, width=1400, height=900):
+    """A page in a fresh context (no cookies or storage shared with other pages)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    return context.new_page()
 
 
 def open_in_lab(page, server, url_path, timeout_ms=120_000):
@@ -497,7 +506,9 @@ def run_notebook_in_lab(page, server, name, out_dir, run_timeout_s=1800, poll_s=
     before = saved_path.stat().st_mtime_ns
     panel.locator('.jp-Toolbar [data-command="docmanager:save"]').first.click()
     deadline = time.monotonic() + 60
-    while saved_path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+    while saved_path.stat().st_mtime_ns == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}: saving from JupyterLab did not change the file in 60 s")
         time.sleep(0.2)
     time.sleep(0.5)  # the write may still be in progress when the mtime first moves
     saved = nbformat.read(saved_path, as_version=4)

@@ -83,9 +83,16 @@ def copy_project(dest):
 
 
 @pytest.fixture(scope="module")
-def lab_session(tmp_path_factory):
-    """(server, page): JupyterLab on a copy of the project, and a Chromium page."""
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     require_browser()
+    with lab.chromium_browser() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def lab_session(browser, tmp_path_factory):
+    """(server, page): JupyterLab on a copy of the project, and a Chromium page."""
     if not DATA.is_dir():
         pytest.fail(f"CIFAR-10 is not installed in {DATA} (make data)")
     work = tmp_path_factory.mktemp("jupyterlab")
@@ -93,8 +100,10 @@ def lab_session(tmp_path_factory):
     env = lab.makefile_exports(ROOT / "Makefile")
     # The kernel imports the copy's package, which finds the data set next to it.
     env["PYTHONPATH"] = str(project)
-    with lab.LabServer(project, work / "state", env=env) as server, lab.browser_page() as page:
+    with lab.LabServer(project, work / "state", env=env) as server:
+        page = lab.new_page(browser)
         yield server, page
+        page.context.close()
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -155,14 +164,18 @@ def test_notebook_runs_in_jupyterlab(lab_session, name):
     assert not blind, f"{name}: (cell, seconds) that ran long with no progress shown: {blind}"
 
 
-def test_make_lab_opens_both_notebooks(tmp_path):
+def test_make_lab_opens_both_notebooks(browser, tmp_path):
     """`make lab` with LAB_ARGS, in the background: it serves (as root too), and the page
-    opens with one tab per notebook."""
-    require_browser()
+    opens with one tab per notebook. Run in a copy of the project that links the real
+    .venv, so that nothing JupyterLab writes (checkpoints) lands in the checkout."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
+    if not (ROOT / ".venv" / "bin" / "jupyter").exists() or not DATA.is_dir():
+        pytest.skip("no .venv with jupyter or no CIFAR-10 here (make data)")
+    project = copy_project(tmp_path / "project")
+    (project / ".venv").symlink_to(ROOT / ".venv")
     env = lab.isolated_jupyter_env(tmp_path / "state")
-    if subprocess.run(["make", "-q", "venv"], cwd=ROOT, env=env).returncode != 0:
+    if subprocess.run(["make", "-q", "venv"], cwd=project, env=env).returncode != 0:
         pytest.skip("the environment is not up to date (make venv would install first)")
     port, token = lab.free_port(), "t" + os.urandom(12).hex()
     args = (f"--no-browser --port {port} --ServerApp.ip=127.0.0.1 --ServerApp.port_retries=0 "
@@ -170,35 +183,17 @@ def test_make_lab_opens_both_notebooks(tmp_path):
     log_path = tmp_path / "make-lab.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     out = artifacts_dir("make-lab")
     try:
         url = f"http://127.0.0.1:{port}"
         lab.wait_until_serving(url, token, proc, log_path)
-        with lab.browser_page() as page:
-            page.goto(f"{url}/?token={token}", timeout=120_000)
-            page.wait_for_selector(lab.VISIBLE_PANEL, timeout=120_000)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                tabs = lab.main_area_tabs(page)
-                if len([t for t in tabs if t.endswith(".ipynb")]) >= len(NOTEBOOKS):
-                    break
-                time.sleep(0.5)
-            panels = page.locator(".jp-NotebookPanel").count()
-            # Each tab shows its notebook's cells once selected.
-            cells = {}
-            for name in NOTEBOOKS:
-                tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name)
-                if tab.count() == 0:
-                    continue
-                tab.first.click()
-                visible_cells = page.locator(f"{lab.VISIBLE_PANEL} .jp-Notebook .jp-Cell")
-                deadline = time.monotonic() + 120
-                while visible_cells.count() < 2 and time.monotonic() < deadline:
-                    time.sleep(0.5)  # the cells come in after the panel
-                cells[name] = visible_cells.count()
-                page.screenshot(path=str(out / f"make-lab-{Path(name).stem}.png"))
+        page = lab.new_page(browser)
+        try:
+            tabs, panels, cells = look_at_lab(page, url, token, out)
+        finally:
+            page.context.close()
     finally:
         lab.stop_process_group(proc)
     assert sorted(t for t in tabs if t.endswith(".ipynb")) == sorted(NOTEBOOKS), tabs
@@ -206,3 +201,30 @@ def test_make_lab_opens_both_notebooks(tmp_path):
     assert sorted(cells) == sorted(NOTEBOOKS) and all(n > 1 for n in cells.values()), cells
     log = log_path.read_text(errors="replace")
     assert ("--allow-root" in log) == (os.geteuid() == 0)
+
+
+def look_at_lab(page, url, token, out):
+    """Open the server's start page; return (tab labels, notebook panels, {notebook: cells
+    shown when its tab is selected}), with a screenshot per notebook tab."""
+    page.goto(f"{url}/?token={token}", timeout=120_000)
+    page.wait_for_selector(lab.VISIBLE_PANEL, timeout=120_000)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        tabs = lab.main_area_tabs(page)
+        if len([t for t in tabs if t.endswith(".ipynb")]) >= len(NOTEBOOKS):
+            break
+        time.sleep(0.5)
+    panels = page.locator(".jp-NotebookPanel").count()
+    cells = {}
+    for name in NOTEBOOKS:
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name)
+        if tab.count() == 0:
+            continue
+        tab.first.click()
+        visible_cells = page.locator(f"{lab.VISIBLE_PANEL} .jp-Notebook .jp-Cell")
+        deadline = time.monotonic() + 120
+        while visible_cells.count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the cells come in after the panel
+        cells[name] = visible_cells.count()
+        page.screenshot(path=str(out / f"make-lab-{Path(name).stem}.png"))
+    return tabs, panels, cells
