@@ -183,6 +183,17 @@ def test_network_alias_fails_naming_the_piece_that_failed(monkeypatch, require_i
     assert result.hint.startswith("network_batchnorm: loss with reg = 0.7 exceeds")
 
 
+def test_checks_leave_numpy_global_random_state_alone(require_implemented):
+    # A self-check cell in a notebook must not change what later cells draw after an
+    # earlier np.random.seed (the stored outputs of the training runs depend on it).
+    require_implemented()
+    np.random.seed(231)
+    expected = np.random.random_sample(5)
+    np.random.seed(231)
+    check.run_checks(PIECES, file=False)
+    np.testing.assert_array_equal(np.random.random_sample(5), expected)
+
+
 # ---------------------------------------------------------------------------
 # Each piece is checked as soon as it exists
 # ---------------------------------------------------------------------------
