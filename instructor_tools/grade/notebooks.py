@@ -52,8 +52,11 @@ def _question_label(cell):
 
 
 def answer_regions(nb):
-    """[(question label or None, text between the markers or None if unclosed)]."""
-    regions, label = [], None
+    """[(question label or None, text between the markers or None if unclosed)].
+
+    A second answer region under the same question heading is labelled '<label> (part 2)'.
+    """
+    regions, label, seen = [], None, {}
     for cell in nb.cells:
         found = _question_label(cell)
         if found:
@@ -65,13 +68,20 @@ def answer_regions(nb):
             if line.strip() == ANSWER_BEGIN:
                 body = []
             elif line.strip() == ANSWER_END and body is not None:
-                regions.append((label, "\n".join(body).strip()))
+                regions.append((_part(label, seen), "\n".join(body).strip()))
                 body = None
             elif body is not None:
                 body.append(line)
         if body is not None:
-            regions.append((label, None))
+            regions.append((_part(label, seen), None))
     return regions
+
+
+def _part(label, seen):
+    if label is None:
+        return None
+    seen[label] = seen.get(label, 0) + 1
+    return label if seen[label] == 1 else f"{label} (part {seen[label]})"
 
 
 def course_questions(course_notebook):

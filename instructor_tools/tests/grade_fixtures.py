@@ -7,6 +7,7 @@ members, including hostile ones, with or without a MANIFEST.
 """
 import hashlib
 import stat
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -17,15 +18,42 @@ PROJECT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
 
 
+def _committed(paths):
+    """{path: bytes at git HEAD} or None outside a git checkout."""
+    try:
+        files = {}
+        for rel in paths:
+            files[rel] = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=PROJECT,
+                                        capture_output=True, check=True, timeout=60).stdout
+        return files
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def solution_files(notebooks=True):
-    files = {}
-    for path in sorted((PROJECT / "cs231n").rglob("*.py")):
-        rel = path.relative_to(PROJECT)
-        if "__pycache__" not in rel.parts:
-            files[rel.as_posix()] = path.read_bytes()
-    if notebooks:
-        for name in NOTEBOOKS:
-            files[name] = (PROJECT / name).read_bytes()
+    """The package's .py files and both notebooks, as committed (HEAD).
+
+    Committed rather than the working tree: code and stored outputs are then from one
+    state even while someone is editing a notebook. Outside git: the working tree.
+    """
+    rels = []
+    try:
+        listed = subprocess.run(["git", "ls-files", "cs231n"], cwd=PROJECT, capture_output=True,
+                                text=True, check=True, timeout=60).stdout.split()
+        rels = [r for r in listed if r.endswith(".py")]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    rels += list(NOTEBOOKS) if notebooks else []
+    files = _committed(rels) if rels and rels[0].startswith("cs231n/") else None
+    if files is None:
+        files = {}
+        for path in sorted((PROJECT / "cs231n").rglob("*.py")):
+            rel = path.relative_to(PROJECT)
+            if "__pycache__" not in rel.parts:
+                files[rel.as_posix()] = path.read_bytes()
+        if notebooks:
+            for name in NOTEBOOKS:
+                files[name] = (PROJECT / name).read_bytes()
     return files
 
 

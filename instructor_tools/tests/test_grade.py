@@ -4,16 +4,22 @@ every bad submission gets a row and a clear status, nothing the student computes
 Each submission here is built from this repository's solution tree (grade_fixtures.py);
 no student is needed. Limits are short so that the hostile cases stay fast.
 """
+import atexit
 import csv
 import json
 import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from instructor_tools.grade import cli, notebooks, unpack
 from instructor_tools.grade import grade as grading
+from instructor_tools.grade.hidden import reference
+from instructor_tools.grade.hidden import tests as hidden_tests
 from instructor_tools.grade.rubric import load_rubric
 from instructor_tools.grade.sandbox import Limits, Sandbox, detect
 from grade_fixtures import (
@@ -33,9 +39,25 @@ HIDDEN_TESTS_FILE = PROJECT / "instructor_tools" / "grade" / "hidden" / "tests.p
 needs_bwrap = pytest.mark.skipif(KIND != "bwrap", reason="needs bubblewrap as root")
 
 
+_COURSE = {}
+
+
+def course_notebooks():
+    """A folder with the committed notebooks: the questions the fixtures' answers match."""
+    if "dir" not in _COURSE:
+        folder = Path(tempfile.mkdtemp(prefix="grade-course-"))
+        for name, data in solution_files().items():
+            if name.endswith(".ipynb"):
+                (folder / name).write_bytes(data)
+        atexit.register(shutil.rmtree, folder, True)
+        _COURSE["dir"] = folder
+    return _COURSE["dir"]
+
+
 def options(out, **overrides):
     uid = 61900 if os.geteuid() == 0 else None
     base = dict(out=Path(out), rubric=RUBRIC, run_notebooks=False,
+                course_notebooks=course_notebooks(),
                 sandbox=Sandbox(KIND, uid=uid),
                 limits=Limits(cpu_seconds=20, wall_seconds=30, memory_bytes=2 * 2**30,
                               processes=48),
@@ -437,12 +459,12 @@ def test_bad_arguments(tmp_path):
 
 
 def _course_questions(name):
-    return notebooks.course_questions(PROJECT / name)
+    return notebooks.course_questions(course_notebooks() / name)
 
 
 def test_answers_reported_per_question(tmp_path):
     import nbformat
-    nb = nbformat.read(PROJECT / "Dropout.ipynb", as_version=4)
+    nb = nbformat.read(course_notebooks() / "Dropout.ipynb", as_version=4)
     answer_cells = [i for i, c in enumerate(nb.cells) if "BEGIN ANSWER" in c.source]
     del nb.cells[answer_cells[1]]  # the second answer cell deleted
     nb.cells[answer_cells[2] - 1].source = ("<!-- BEGIN ANSWER -->\n*Your answer:* (write here)"
@@ -505,3 +527,72 @@ def test_real_notebooks_of_the_solution_reproduce(tmp_path, solution):
                                                 memory_bytes=4 * 2**30, processes=256))
     assert result["score"] == RUBRIC.max_score
     assert result["outputs_reproduce"] == "yes", [nb["reexec"] for nb in result["notebooks"]]
+
+
+# ---------------------------------------------------------------------------
+# The reference the verdicts rest on, against centred differences
+# ---------------------------------------------------------------------------
+
+
+def _numerical(f, x, h=1e-6):
+    """Centred differences of the scalar f() with respect to x (changed in place)."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + h
+        plus = f()
+        x[index] = old - h
+        minus = f()
+        x[index] = old
+        grad[index] = (plus - minus) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_reference_norm_backward_matches_centred_differences(axis):
+    rng = np.random.default_rng(40 + axis)
+    x = rng.standard_normal((6, 5)) * 2 + 1
+    gamma, beta = rng.uniform(0.5, 2, 5), rng.standard_normal(5)
+    dout = rng.standard_normal((6, 5))  # random upstream: a sum() upstream hides bugs
+
+    def forward():
+        if axis == 0:
+            return reference.batchnorm_train(x, gamma, beta, 1e-5)
+        out, x_hat, inv_std = reference.layernorm(x, gamma, beta, 1e-5)
+        return out, None, None, x_hat, inv_std
+
+    _, _, _, x_hat, inv_std = forward()
+    dx, dgamma, dbeta = reference.norm_backward(dout, x_hat, inv_std, gamma, axis)
+    loss = lambda: float((forward()[0] * dout).sum())  # noqa: E731
+    for analytic, wrt in ((dx, x), (dgamma, gamma), (dbeta, beta)):
+        numeric = _numerical(loss, wrt)
+        assert hidden_tests.rel_error(analytic, numeric) < 1e-7
+
+
+@pytest.mark.parametrize("normalization,keep", [(None, 1), ("batchnorm", 1),
+                                                ("layernorm", 1), (None, 0.6),
+                                                ("batchnorm", 0.75)])
+def test_reference_network_matches_centred_differences(normalization, keep):
+    rng = np.random.default_rng(7)
+    params = hidden_tests._net_params(rng, normalization)
+    X = rng.standard_normal((5, hidden_tests.NET["input_dim"]))
+    y = rng.integers(0, hidden_tests.NET["num_classes"], 5)
+    masks = None
+    if keep != 1:
+        masks = [(rng.random((5, d)) < keep) / keep for d in hidden_tests.NET["hidden_dims"]]
+    _, grads = reference.network_loss(params, X, y, normalization, masks, reg=0.1)
+    for key, value in params.items():
+        numeric = _numerical(
+            lambda: reference.network_loss(params, X, y, normalization, masks, 0.1)[0], value)
+        # Biases before batch norm have a zero gradient: compare on the layer's scale.
+        scale = max(np.abs(grads[key]).max(), np.abs(numeric).max(), 1e-3)
+        assert np.abs(grads[key] - numeric).max() / scale < 1e-6, key
+
+
+def test_reference_forward_conventions():
+    """Biased variance, eps inside the root, running average weights, by hand."""
+    x = np.array([[1.0, 10.0], [3.0, 14.0]])
+    out, mu, var, _, _ = reference.batchnorm_train(x, np.ones(2), np.zeros(2), 0.0)
+    np.testing.assert_allclose(var, [1.0, 4.0], rtol=1e-15)  # divides by N = 2
+    np.testing.assert_allclose(out, [[-1, -1], [1, 1]], rtol=1e-15)
+    assert reference.running_average(10.0, 0.0, 0.9) == pytest.approx(9.0, rel=1e-15)
