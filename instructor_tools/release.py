@@ -580,14 +580,26 @@ def is_shipped(rel):
     return any(r.match(rel) for r in _SHIPPED_RES)
 
 
-def _git(root, *args, stdin=None):
-    """stdout (bytes) of ``git -C root ARGS``; ReleaseError naming the command if it fails."""
+# Set by git hooks and some tools: they would point git at another repository or index
+# than the one in --root.
+_GIT_REDIRECTS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE")
+
+
+def _run_git(root, *args, stdin=None, text=False):
+    """The finished ``git -C root ARGS`` (a CompletedProcess); ReleaseError without git."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REDIRECTS}
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], input=stdin,
-                              capture_output=True, check=False)
+        return subprocess.run(["git", "-C", str(root), *args], input=stdin, text=text,
+                              capture_output=True, check=False, env=env)
     except OSError as exc:
         raise ReleaseError([f"cannot run git ({exc}); the release is built from a git "
                             f"checkout, so git must be installed"]) from None
+
+
+def _git(root, *args, stdin=None):
+    """stdout (bytes) of ``git -C root ARGS``; ReleaseError naming the command if it fails."""
+    done = _run_git(root, *args, stdin=stdin)
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip()
         raise ReleaseError([f"git {' '.join(args)} failed in {root}: {message}"])
@@ -601,17 +613,14 @@ def _paths(raw):
 
 def _check_git_top(root):
     """Refuse unless root is the top of a git work tree with at least one commit."""
-    try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
-                              capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise ReleaseError([f"cannot run git ({exc}); the release is built from a git "
-                            f"checkout, so git must be installed"]) from None
+    done = _run_git(root, "rev-parse", "--show-toplevel", text=True)
     if done.returncode != 0:
+        said = done.stderr.strip()
+        said = "" if "not a git repository" in said else f" (git: {said})"
         raise ReleaseError([
-            f"--root {root}: not a git checkout. The release is built from committed files "
-            f"only, so that nothing stray (a solved submission zip, a PDF, data) can ship; "
-            f"run it in a clone of the project"
+            f"--root {root}: not a git checkout{said}. The release is built from committed "
+            f"files only, so that nothing stray (a solved submission zip, a PDF, data) can "
+            f"ship; run it in a clone of the project"
         ])
     top = Path(done.stdout.strip()).resolve()
     if top != root:
@@ -619,8 +628,7 @@ def _check_git_top(root):
             f"--root {root}: not the top of its git work tree ({top}); the project must be "
             f"a repository of its own"
         ])
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
-                           "HEAD^{commit}"], capture_output=True, text=True, check=False)
+    head = _run_git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", text=True)
     if head.returncode != 0:
         raise ReleaseError([f"--root {root}: no commit yet; the release is built from HEAD"])
     return head.stdout.strip()

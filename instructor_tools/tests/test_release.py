@@ -456,6 +456,15 @@ def test_a_folder_inside_another_repository_refused(tmp_path):
                         f"project must be a repository of its own"]
 
 
+def test_git_variables_of_a_hook_do_not_redirect_it(project, tmp_path, monkeypatch):
+    """Run from a git hook (GIT_DIR, GIT_INDEX_FILE set), it still releases --root."""
+    other = make_checkout(tmp_path / "other", {"cs231n/__init__.py": "", "x.py": "x = 1\n"})
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
+    release_dir, _, _ = build(project)
+    assert shipped_files(release_dir) == SHIPPED
+
+
 def test_a_repository_without_commits_refused(tmp_path):
     root = write_files(tmp_path / "proj", fixture_files())
     git(root, "init", "-q")
