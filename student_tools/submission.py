@@ -401,7 +401,9 @@ def _inspect(root, out):
     root, out = Path(root), Path(out)
     sizes, reasons = scan_files(root)
     snapshot = _Snapshot({}, {})
-    for rel in sizes:
+    # Refused already: read only the notebooks, whose own problems are listed too.
+    to_read = [rel for rel in sizes if rel in NOTEBOOKS] if reasons else list(sizes)
+    for rel in to_read:
         try:
             snapshot.files[rel] = _read_bounded(root / rel)
         except (OSError, ValueError) as exc:
@@ -576,11 +578,17 @@ def notebook_html(nb, mathjax_js, name="notebook"):
     nb.metadata = nbformat.NotebookNode(
         {key: nb.metadata[key] for key in ("kernelspec", "language_info") if key in nb.metadata})
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            for output in cell.get("outputs", []):
-                if "data" in output:
-                    output["data"] = nbformat.NotebookNode(
-                        {k: v for k, v in output["data"].items() if k in _OUTPUT_MIMETYPES})
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if "data" in output:
+                output["data"] = nbformat.NotebookNode(
+                    {k: v for k, v in output["data"].items() if k in _OUTPUT_MIMETYPES})
+                if not output["data"]:
+                    continue
+            kept.append(output)
+        cell.outputs = kept
     config = Config()
     config.HTMLExporter.sanitize_html = True
     config.HTMLExporter.filters = {"clean_html": clean_html}

@@ -1,9 +1,14 @@
 """Tests of student_tools.submission and collectSubmission.sh on fixture projects in tmp_path.
 
-The PDF test needs a real Chromium and Debian's libjs-mathjax; it is skipped without
-them unless REQUIRE_PDF_TOOLS=1 (CI sets it), where their absence is a failure.
+The PDF tests need a real Chromium and Debian's libjs-mathjax; they are skipped without
+them unless REQUIRE_PDF_TOOLS=1 (CI sets it), where their absence is a failure. What the
+packer hands to Chromium (the HTML, the flags) is tested everywhere, with a fake browser.
 """
+import builtins
 import hashlib
+import html.parser
+import io
+import json
 import os
 import re
 import shutil
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
 from student_tools import submission
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
@@ -50,11 +55,16 @@ def write_nb(path, nb):
 
 
 def tree_digest(root):
-    """{relative path: sha256} of every file under root."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(Path(root).rglob("*")) if p.is_file()
-    }
+    """{relative path: sha256} of every file under root (size and mtime for the sparse
+    giants of the size tests, which are not worth reading)."""
+    digest = {}
+    for p in sorted(Path(root).rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            digest[p.relative_to(root).as_posix()] = (
+                hashlib.sha256(p.read_bytes()).hexdigest() if st.st_size < 10**7
+                else (st.st_size, st.st_mtime_ns))
+    return digest
 
 
 @pytest.fixture
@@ -151,6 +161,65 @@ def _foreign_output(root):
     (root / submission.DEFAULT_ZIP).write_bytes(b"my holiday photos")
 
 
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAA"
+
+
+def _secret_file(root):
+    """A private file outside the project (a key in the student's home, say)."""
+    secret = root.parent / "home" / ".ssh" / "id_ed25519"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(SECRET + "\n")
+    return secret
+
+
+def _link_py(root):
+    (root / "cs231n" / "keys.py").symlink_to(_secret_file(root))
+
+
+def _link_dir(root):
+    elsewhere = root.parent / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "stolen.py").write_text("x = 1\n")
+    (root / "cs231n" / "vendor").symlink_to(elsewhere, target_is_directory=True)
+
+
+def _link_required(rel):
+    def damage(root):
+        real = root.parent / "real-copy"
+        real.mkdir(exist_ok=True)
+        (root / rel).rename(real / Path(rel).name)
+        (root / rel).symlink_to(real / Path(rel).name)
+    return damage
+
+
+def _link_package(root):
+    (root / "cs231n").rename(root.parent / "pkg")
+    (root / "cs231n").symlink_to(root.parent / "pkg", target_is_directory=True)
+
+
+def _named(rel, folder=False):
+    def damage(root):
+        path = os.path.join(os.fsencode(root), os.fsencode(rel))
+        if folder:
+            os.makedirs(path)
+            path = os.path.join(path, b"helpers.py")
+        with open(path, "w") as handle:
+            handle.write("y = 2\n")
+    return damage
+
+
+def _sparse(rel, size):
+    """A file of size bytes that costs no disk and no time (truncate leaves a hole)."""
+    def damage(root):
+        with open(root / rel, "wb") as handle:
+            handle.truncate(size)
+    return damage
+
+
+def _fifo(root):
+    os.mkfifo(root / "cs231n" / "pipe.py")  # open() on it would wait for a writer forever
+
+
 REFUSALS = [
     pytest.param(_remove("Dropout.ipynb"), r"missing in .*: Dropout\.ipynb$", id="missing-notebook"),
     pytest.param(_remove("cs231n/layers.py"), r"missing in .*: cs231n/layers\.py$",
@@ -180,6 +249,33 @@ REFUSALS = [
                  id="answer-markers-damaged"),
     pytest.param(_foreign_output, r"cs231n_submission\.zip exists and is not a submission zip",
                  id="would-clobber-foreign-file"),
+    pytest.param(_link_py, r"^cs231n/keys\.py is a symbolic link \(to .*/\.ssh/id_ed25519\); "
+                 r"only real files are packed", id="symlink-py-to-private-key"),
+    pytest.param(_link_dir, r"^cs231n/vendor is a symbolic link \(to .*/elsewhere\)",
+                 id="symlink-folder"),
+    pytest.param(_link_required("Dropout.ipynb"), r"^Dropout\.ipynb is a symbolic link",
+                 id="symlink-notebook"),
+    pytest.param(_link_required("cs231n/layers.py"), r"^cs231n/layers\.py is a symbolic link",
+                 id="symlink-required-code"),
+    pytest.param(_link_package, r"^cs231n is a symbolic link", id="symlink-package"),
+    pytest.param(_named("cs231n/bad\nname.py"),
+                 r"^the file name 'cs231n/bad\\nname\.py' contains the control character "
+                 r"U\+000A; rename it$", id="newline-in-name"),
+    pytest.param(_named("cs231n/tab\there.py"), r"'cs231n/tab\\there\.py' contains the "
+                 r"control character U\+0009", id="tab-in-name"),
+    pytest.param(_named("cs231n/esc\x1bdir", folder=True),
+                 r"^the folder name 'cs231n/esc\\x1bdir' contains the control character U\+001B",
+                 id="escape-in-folder-name"),
+    pytest.param(_named("cs231n/notes\u202etxt.py"), r"contains the control character U\+202E",
+                 id="right-to-left-override-in-name"),
+    pytest.param(_named("cs231n/latin1-\udce9.py"), r"contains bytes that are not UTF-8",
+                 id="non-utf8-name"),
+    pytest.param(_sparse("cs231n/weights.py", 1_500_000_000),
+                 r"^cs231n/weights\.py is 1\.5 GB, over the limit of 20\.0 MB for one file",
+                 id="oversize-code-file"),
+    pytest.param(_sparse("Dropout.ipynb", submission.MAX_FILE_BYTES + 1),
+                 r"^Dropout\.ipynb is 20\.0 MB, over the limit", id="oversize-notebook"),
+    pytest.param(_fifo, r"^cs231n/pipe\.py is not a regular file$", id="fifo"),
 ]
 
 
@@ -211,8 +307,71 @@ def test_every_reason_listed_at_once_by_the_command(project, capsys):
     assert tree_digest(project) == before
 
 
+def test_oversize_file_is_refused_without_being_opened(project, monkeypatch):
+    giant = project / "cs231n" / "dump.py"
+    _sparse("cs231n/dump.py", 1_500_000_000)(project)
+    opened = []
+
+    def guard(real_open):
+        def checked_open(path, *args, **kwargs):
+            if isinstance(path, (str, bytes, os.PathLike)) and Path(os.fsdecode(path)) == giant:
+                opened.append(path)
+                raise AssertionError(f"{giant} was opened")
+            return real_open(path, *args, **kwargs)
+        return checked_open
+
+    for module, name in ((os, "open"), (builtins, "open"), (io, "open")):
+        monkeypatch.setattr(module, name, guard(getattr(module, name)))
+    reasons = refused(project)
+    monkeypatch.undo()
+    assert opened == []
+    assert reasons == ["cs231n/dump.py is 1.5 GB, over the limit of 20.0 MB for one file; it is "
+                       "not part of the assignment: move it out of the project folder"]
+
+
+def test_total_size_cap(project, monkeypatch):
+    sizes, _ = submission.scan_files(project)
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", sum(sizes.values()) - 1)
+    reasons = refused(project)
+    assert len(reasons) == 1 and re.match(r"the files to pack come to .* MB, over the limit",
+                                          reasons[0]), reasons
+
+
+def test_every_file_problem_listed_by_name_at_once(project):
+    _link_py(project)
+    _named("cs231n/bad\nname.py")(project)
+    _sparse("cs231n/weights.py", 10**9)(project)
+    reasons = refused(project)
+    assert len(reasons) == 3, reasons
+    assert any(r.startswith("cs231n/keys.py is a symbolic link") for r in reasons)
+    assert any("'cs231n/bad\\nname.py'" in r for r in reasons)
+    assert any(r.startswith("cs231n/weights.py is 1.0 GB") for r in reasons)
+
+
+def test_read_bounded_refuses_links_pipes_and_growth(tmp_path):
+    """The second line of defence: a file swapped between the scan and the read."""
+    real = tmp_path / "real.py"
+    real.write_bytes(b"x" * 100)
+    assert submission._read_bounded(real, limit=100) == b"x" * 100
+    with pytest.raises(ValueError, match="over the limit"):
+        submission._read_bounded(real, limit=99)
+    link = tmp_path / "link.py"
+    link.symlink_to(real)
+    with pytest.raises(OSError):  # O_NOFOLLOW: ELOOP
+        submission._read_bounded(link)
+    pipe = tmp_path / "pipe.py"
+    os.mkfifo(pipe)
+    with pytest.raises(ValueError, match="not a regular file"):  # O_NONBLOCK: no wait
+        submission._read_bounded(pipe)
+
+
 @pytest.mark.parametrize("edit", [
     pytest.param(_add_error(tags=["raises-exception"]), id="error-in-raises-exception-cell"),
+    pytest.param(lambda root: (root / "cs231n" / "data.txt").symlink_to(_secret_file(root)),
+                 id="non-py-symlink-is-neither-packed-nor-refused"),
+    pytest.param(_named("cs231n/notes\n.txt"), id="odd-name-of-a-file-not-packed"),
+    pytest.param(lambda root: (root / "cs231n" / ".ipynb_checkpoints" / "x.py").symlink_to(
+        _secret_file(root)), id="symlink-in-hidden-folder-ignored"),
     pytest.param(lambda root: edit_nb(root, "Dropout.ipynb", lambda nb: nb.cells.insert(
         2, new_code_cell("  \n", execution_count=12))), id="empty-cell-with-stale-count"),
 ])
@@ -220,6 +379,9 @@ def test_accepted_variants(project, edit):
     edit(project)
     result = submission.make_submission(project, tools=NO_TOOLS)
     assert result.zip_path.is_file()
+    assert sorted(result.members) == sorted(PACKED + [submission.MANIFEST])
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert all(SECRET.encode() not in archive.read(name) for name in archive.namelist())
 
 
 def test_a_notebook_run_by_a_real_kernel_is_accepted(project):
@@ -391,3 +553,226 @@ def test_pdf_of_both_notebooks_with_rendered_math(project, tmp_path):
     after = tree_digest(project)
     after.pop(submission.DEFAULT_ZIP)
     assert after == before
+
+
+
+def test_pdf_shows_no_local_file_and_runs_no_script(project, tmp_path):
+    """The holes found by trying: an iframe of file:///etc/passwd printed the file into
+    the PDF, and a script ran. Here in markdown, outputs, a raw cell and the metadata."""
+    _pdf_tools_or_skip()
+    pypdf = pytest.importorskip("pypdf")
+    secret = _secret_file(project)
+    add_hostile_content(project, secret)
+    result = submission.make_submission(project)
+    assert result.pdf_problem == ""
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        (tmp_path / "out.pdf").write_bytes(archive.read(submission.NOTEBOOKS_PDF))
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(tmp_path / "out.pdf").pages)
+    compact = re.sub(r"\s+", "", text)  # a marker broken over two lines is still found
+    assert "root:" not in text  # /etc/passwd starts "root:x:0:0:root:/root:..."
+    assert re.sub(r"\s+", "", SECRET) not in compact and "b3BlbnNzaC1rZXkt" not in compact
+    for marker in RAN_MARKERS:
+        assert marker not in compact, marker
+    # The rest is printed as usual: formatting, the HTML output, math typeset, and the
+    # hostile markup shown as the text it is.
+    assert "bold survives" in text and "html output survives" in text
+    assert "Hostile markdown" in text and "<iframe" in text
+    for raw_tex in ("$$", "\\frac", "\\hat"):
+        assert raw_tex not in text
+
+# ---------------------------------------------------------------------------
+# What the packer hands to the browser (a fake one records it)
+# ---------------------------------------------------------------------------
+
+# A 1x1 PNG, as matplotlib's outputs are embedded: it must survive sanitizing.
+PNG_1X1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
+           "RU5ErkJggg==")
+# document.write of two halves: the escaped source shows the halves, a run shows the whole.
+RAN_MARKERS = ("SCRIPTRAN-IN-MARKDOWN", "ONERRORRAN", "SVGRAN", "SCRIPTRAN-IN-OUTPUT",
+               "JAVASCRIPTOUTPUT-RAN", "MERMAIDRAN", "MARKDOWNOUTPUT-RAN", "RAWCELLRAN",
+               "TITLERAN", "WIDGETRAN")
+
+
+def add_hostile_content(root, secret):
+    """What a student (or a notebook downloaded from anywhere) could put in a notebook to
+    make the PDF show local files or run code: markdown, outputs, a raw cell, metadata."""
+    url = secret.as_uri()
+    markdown = "\n".join([
+        "## Hostile markdown",
+        f'<iframe src="{url}" width="800" height="200"></iframe>',
+        '<iframe src="file:///etc/passwd" width="800" height="400"></iframe>',
+        "<script>document.write('SCRIPT' + 'RAN-IN-MARKDOWN')</script>",
+        f'<img src="{url}" onerror="document.write(\'ONERROR\' + \'RAN\')">',
+        f'<object data="{url}" width="800" height="200"></object>',
+        f'<embed src="{url}" width="800" height="200">',
+        '<a href="javascript:document.write(1)">a javascript link</a>',
+        f'<link rel="stylesheet" href="{url}">',
+        '<meta http-equiv="refresh" content="0; url=file:///etc/passwd">',
+        "<svg><script>document.write('SVG' + 'RAN')</script></svg>",
+        "",
+        "<b>bold survives</b> and a [web link](https://arxiv.org/abs/1502.03167) too.",
+    ])
+    outputs = [
+        new_output("display_data", data={
+            "text/html": (f'<iframe src="{url}" width="800" height="200"></iframe>'
+                          "<script>document.write('SCRIPT' + 'RAN-IN-OUTPUT')</script>"
+                          "<p>html output survives</p>"),
+            "text/plain": "<IPython.core.display.HTML object>"}),
+        new_output("display_data", data={
+            "application/javascript": "document.write('JAVASCRIPT' + 'OUTPUT-RAN')",
+            "text/plain": "<IPython.core.display.Javascript object>"}),
+        new_output("display_data", data={
+            "text/vnd.mermaid": "<script>document.write('MER' + 'MAID' + 'RAN')</script>"}),
+        new_output("display_data", data={
+            "text/markdown": "<script>document.write('MARKDOWN' + 'OUTPUT-RAN')</script>"}),
+        new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+            "text/html": "<script>document.write('WIDGET' + 'RAN')</script>"}),
+        new_output("display_data", data={"image/png": PNG_1X1, "text/plain": "<Figure>"}),
+    ]
+
+    def edit(nb):
+        nb.cells.append(new_markdown_cell(markdown))
+        nb.cells.append(new_code_cell("show()", execution_count=4, outputs=outputs))
+        nb.cells.append(new_raw_cell(
+            "<script>document.write('RAW' + 'CELL' + 'RAN')</script>",
+            metadata={"raw_mimetype": "text/html"}))
+        nb.metadata["title"] = "</title><script>document.write('TITLE' + 'RAN')</script>"
+    edit_nb(root, "BatchNormalization.ipynb", edit)
+
+
+class _Elements(html.parser.HTMLParser):
+    """Every start tag (name, attributes) and the text inside script elements."""
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.script_text, self._in_script = [], [], False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.script_text.append(data)
+
+
+@pytest.fixture
+def fake_browser(tmp_path):
+    """(browser path, MathJax path, capture folder): the browser copies the HTML page it
+    is given to the capture folder, records its arguments, and prints a blank PDF."""
+    pypdf = pytest.importorskip("pypdf")
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    blank = tmp_path / "blank.pdf"
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(72, 72)
+    with open(blank, "wb") as handle:
+        writer.write(handle)
+    browser = tmp_path / "fake-chromium"
+    browser.write_text(f"""#!{sys.executable}
+import json, os, shutil, sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+capture = Path({str(capture)!r})
+args = sys.argv[1:]
+page = Path(unquote(urlparse(args[-1]).path))
+n = len(list(capture.glob("*.html")))
+shutil.copy(page, capture / f"{{n}}.html")
+(capture / f"{{n}}.json").write_text(json.dumps({{
+    "argv": args, "cwd": os.getcwd(), "home": os.environ.get("HOME"),
+    "beside_page": sorted(os.listdir(page.parent)),
+    "config": (page.parent / "mathjax-config.js").read_text()}}))
+pdf = next(a.split("=", 1)[1] for a in args if a.startswith("--print-to-pdf="))
+shutil.copy({str(blank)!r}, pdf)
+""")
+    browser.chmod(0o755)
+    mathjax = tmp_path / "mathjax" / "MathJax.js"
+    mathjax.parent.mkdir()
+    mathjax.write_text("")
+    return str(browser), mathjax, capture
+
+
+def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_browser):
+    browser, mathjax, capture = fake_browser
+    secret = _secret_file(project)
+    add_hostile_content(project, secret)
+    result = submission.make_submission(project, tools=(browser, mathjax))
+    assert result.pdf_problem == "" and result.pdf_pages == len(submission.NOTEBOOKS)
+    page = (capture / "0.html").read_text(encoding="utf-8")
+    record = json.loads((capture / "0.json").read_text())
+    found = _Elements(page)
+    mathjax_src = mathjax.resolve().as_uri() + submission.MATHJAX_QUERY
+    # Scripts: MathJax's configuration (a file beside the page) and MathJax; nothing inline.
+    assert [attrs.get("src") for tag, attrs in found.tags if tag == "script"] == [
+        submission.MATHJAX_CONFIG_FILE, mathjax_src]
+    assert found.script_text == []
+    assert record["config"] == submission.MATHJAX_CONFIG_JS
+    # No element that loads or navigates elsewhere; no event handler; no file: or
+    # javascript: URL but MathJax's own.
+    names = {tag for tag, _ in found.tags}
+    assert not names & {"iframe", "frame", "object", "embed", "link", "base", "form", "svg",
+                        "applet", "portal"}, names
+    metas = [attrs for tag, attrs in found.tags if tag == "meta"]
+    assert not [m for m in metas if m.get("http-equiv", "").lower() == "refresh"]
+    for tag, attrs in found.tags:
+        for name, value in attrs.items():
+            assert not name.lower().startswith("on"), (tag, name, value)
+            if re.search(r"(file|javascript):", value or "", re.IGNORECASE):
+                assert (tag, name, value) in (("script", "src", mathjax_src), (
+                    "meta", "content", submission.CONTENT_SECURITY_POLICY))
+    # The policy comes first in <head>, so it governs everything after it.
+    head_first = found.tags[found.tags.index(("head", {})) + 1]
+    assert head_first == ("meta", {"http-equiv": "Content-Security-Policy",
+                                   "content": submission.CONTENT_SECURITY_POLICY})
+    assert "default-src 'none'" in submission.CONTENT_SECURITY_POLICY
+    assert "img-src data:;" in submission.CONTENT_SECURITY_POLICY
+    # What the student wrote is still there: formatting rendered, hostile markup as text.
+    assert "<b>bold survives</b>" in page and "html output survives" in page
+    assert '<a href="https://arxiv.org/abs/1502.03167">web link</a>' in page
+    assert f"data:image/png;base64,{PNG_1X1}" in page
+    assert "&lt;iframe src=" in page and "&lt;script&gt;" in page
+    # The page lives alone in a private temporary folder, and so does the browser's home.
+    assert record["beside_page"] == ["BatchNormalization.html", submission.MATHJAX_CONFIG_FILE]
+    assert not record["cwd"].startswith(str(project))
+    assert Path(record["home"]).parent == Path(record["cwd"])
+    flags = record["argv"]
+    assert "--allow-file-access-from-files" not in flags
+    assert "--disable-web-security" not in flags
+
+
+@pytest.mark.parametrize("euid, sandboxed", [(1000, True), (0, False)], ids=["user", "root"])
+def test_browser_keeps_its_sandbox_except_as_root(project, fake_browser, monkeypatch, capsys,
+                                                   euid, sandboxed):
+    browser, mathjax, capture = fake_browser
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (browser, mathjax))
+    assert submission.main(["--root", str(project)]) == 0
+    err = capsys.readouterr().err
+    for record in sorted(capture.glob("*.json")):
+        assert ("--no-sandbox" in json.loads(record.read_text())["argv"]) is not sandboxed
+    assert len(list(capture.glob("*.json"))) == len(submission.NOTEBOOKS)
+    if sandboxed:
+        assert "sandbox" not in err
+    else:
+        assert "NOTE: Chromium runs as root here, where it cannot start its sandbox" in err
+        assert "--no-sandbox" in err
+
+
+def test_zip_holds_the_students_work_only_in_the_real_project():
+    """After the layout move: notebooks and cs231n/**/*.py; student_tools/ is not in it."""
+    sizes, reasons = submission.scan_files(REPO)
+    packed = list(sizes)
+    assert packed[:len(submission.NOTEBOOKS)] == list(submission.NOTEBOOKS)
+    code = packed[len(submission.NOTEBOOKS):]
+    assert code and all(rel.startswith("cs231n/") and rel.endswith(".py") for rel in code)
+    assert set(submission.STUDENT_CODE) <= set(code)
+    assert code == sorted(p.relative_to(REPO).as_posix() for p in (REPO / "cs231n").rglob("*.py")
+                          if "__pycache__" not in p.parts and not any(
+                              part.startswith(".") for part in p.relative_to(REPO).parts))
