@@ -117,4 +117,5 @@ bench: instructors-only data
 
 # Instructors: grade a folder of submission zips (see python -m instructor_tools.grade --help).
 grade: instructors-only data
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=<folder of zips> OUT=<folder> [GRADE_ARGS='--jobs 2 --no-notebooks ...']" >&2; exit 2; }
 	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)

@@ -94,6 +94,8 @@ def parse_args(argv):
     parser.add_argument("--notebook-runs", type=int, default=1, metavar="N",
                         help="executions of each notebook; the median wall time is shown "
                              "(default 1: one run takes a minute or more)")
+    parser.add_argument("--no-grading", action="store_true",
+                        help="skip grading a submission end to end (grade_bench.py)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the results as markdown")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -377,6 +379,11 @@ def main(argv=None):
         results["notebooks"] = time_notebooks(args.notebook_runs, log)
 
     print(report(results, "text"))
+    if not (args.quick or args.no_grading):
+        import grade_bench  # beside this file: seconds and memory per graded submission
+
+        log("grading one submission built from this tree (grade_bench.py) ...")
+        print("\n" + grade_bench.report(grade_bench.run(1, not args.no_notebooks, 1, log)))
     if args.markdown:
         Path(args.markdown).write_text(report(results, "markdown"))
     if args.json:

@@ -25,7 +25,14 @@ from pathlib import Path
 
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
-from instructor_tools.grade.sandbox import SANDBOX_UID_BASE, Limits, Sandbox, describe, detect
+from instructor_tools.grade.sandbox import (
+    SANDBOX_UID_BASE,
+    Limits,
+    Sandbox,
+    describe,
+    detect,
+    others_can_run_python,
+)
 
 BASE_COLUMNS = ["submission", "score", "max_score", "status", "outputs_reproduce",
                 "answers_missing", "sandbox", "status_detail", "zip", "sha256", "seconds"]
@@ -142,8 +149,14 @@ def _progress(total, disable):
 def grade_folder(zips, opts, jobs=1, quiet=False):
     """Grade zips with jobs at a time; each job runs its sandboxes as its own uid."""
     uids = queue.Queue()
+    # An unprivileged uid per parallel slot, so that RLIMIT_NPROC applies (never to root).
+    drop = os.geteuid() == 0 and (opts.sandbox.kind == "bwrap" or others_can_run_python())
+    if os.geteuid() == 0 and not drop:
+        print("warning: the interpreter is not reachable by an unprivileged uid outside "
+              "bubblewrap: sandboxed code runs as root, without a process limit",
+              file=sys.stderr)
     for slot in range(jobs):
-        uids.put(SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None)
+        uids.put(SANDBOX_UID_BASE + slot if drop else None)
 
     def one(zip_path):
         uid = uids.get()

@@ -92,16 +92,33 @@ class Options:
     import_seconds: float = 30  # importing the student's package
 
     def fingerprint(self):
-        """What a cached result must match to be reused."""
+        """What a cached result must match to be reused: rubric, options, grader code."""
         return {"rubric": self.rubric.digest, "notebooks": self.run_notebooks,
-                "version": RESULT_VERSION}
+                "version": RESULT_VERSION, "grader": grader_digest()}
+
+
+def grader_digest():
+    """sha256 of the files that decide verdicts: a changed test re-grades everything."""
+    digest = hashlib.sha256()
+    for path in (HERE / "worker.py", HERE / "hidden" / "tests.py",
+                 HERE / "hidden" / "reference.py", SELF_CHECK, SANITIZER):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def safe_name(zip_path):
-    """The submission's name for files and rows: the zip's stem, safe characters only."""
+    """The submission's name for files and rows: the zip's stem, safe characters only.
+
+    A stem that had to change gets a short hash of the original, so that two zips never
+    share a name ('a b.zip' and 'a_b.zip' stay apart).
+    """
     stem = Path(zip_path).name
     stem = stem[:-4] if stem.lower().endswith(".zip") else stem
-    return re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:120] or "submission"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:100].lstrip(".") or "submission"
+    if safe != stem:
+        safe += "-" + hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return safe
 
 
 def sha256_file(path):

@@ -21,6 +21,7 @@ timeout kills the whole process group (and, with bwrap, its PID namespace).
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -116,6 +117,21 @@ def _python_roots():
     return sorted(r.resolve() for r in roots)
 
 
+def others_can_run_python():
+    """True when an unprivileged uid can run this interpreter on the host file system.
+
+    Needed by the fallbacks only (bubblewrap binds the interpreter where any uid can reach
+    it). A Python under /root (mode 0700) cannot be run by another uid.
+    """
+    for root in _python_roots():
+        path = Path("/")
+        for part in root.parts[1:]:
+            path = path / part
+            if not path.stat().st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
 def _parents(path):
     """Every proper ancestor of an absolute path, shortest first, '/' excluded."""
     parts = Path(path).parts[1:-1]
@@ -170,7 +186,9 @@ class Sandbox:
             cmd += ["--chdir", cwd, "--"]
             return lim + cmd + drop + list(argv)
         if self.kind == "unshare":
-            return lim + ["unshare", "-n", "--"] + drop + ["env", "-i",
+            # unshare -n leaves the loopback down; a notebook kernel talks to pytest over it.
+            up = ["sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
+            return lim + ["unshare", "-n", "--"] + up + drop + ["env", "-i",
                     *[f"{k}={v}" for k, v in env.items()]] + list(argv)
         return lim + drop + ["env", "-i", *[f"{k}={v}" for k, v in env.items()]] + list(argv)
 

@@ -8,6 +8,7 @@ import atexit
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -20,6 +21,7 @@ from instructor_tools.grade import cli, notebooks, unpack
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.hidden import reference
 from instructor_tools.grade.hidden import tests as hidden_tests
+from instructor_tools.grade import sandbox as sandbox_module
 from instructor_tools.grade.rubric import load_rubric
 from instructor_tools.grade.sandbox import Limits, Sandbox, detect
 from grade_fixtures import (
@@ -596,3 +598,37 @@ def test_reference_forward_conventions():
     np.testing.assert_allclose(var, [1.0, 4.0], rtol=1e-15)  # divides by N = 2
     np.testing.assert_allclose(out, [[-1, -1], [1, 1]], rtol=1e-15)
     assert reference.running_average(10.0, 0.0, 0.9) == pytest.approx(9.0, rel=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["unshare", "none"])
+def test_fallback_isolation_is_reported(tmp_path, solution, kind):
+    if kind == "unshare" and detect("unshare") != "unshare":
+        pytest.skip("unshare -n is not usable here")
+    uid = 61902 if os.geteuid() == 0 and sandbox_module.others_can_run_python() else None
+    result = grade_files(tmp_path, solution, sandbox=Sandbox(kind, uid=uid))
+    assert result["status"] == "ok", result["status_detail"]
+    assert result["score"] == RUBRIC.max_score
+    assert result["sandbox_kind"] == kind and "FALLBACK" in result["sandbox"]
+    page = (tmp_path / "out" / "feedback" / "student.html").read_text(encoding="utf-8")
+    assert "FALLBACK" in page
+
+
+def test_grade_bench_reports_seconds_and_memory_per_submission():
+    import sys
+    sys.path.insert(0, str(PROJECT / "instructor_tools" / "benchmarks"))
+    import grade_bench
+    results = grade_bench.run(count=2, notebooks=False, jobs=1, log=lambda m: None)
+    assert [r["status"] for r in results["rows"]] == ["ok", "ok"]
+    assert all(r["score"] == RUBRIC.max_score for r in results["rows"])
+    assert all(r["seconds"] > 0 and r["worker_s"] > 0 for r in results["rows"])
+    assert results["peak_tree_mib"] > 10 and results["largest_process_mib"] > 10
+    text = grade_bench.report(results)
+    assert text.count("| student-00") == 2 and "Peak memory" in text
+
+
+def test_submission_names_are_safe_and_distinct():
+    assert grading.safe_name("alice.zip") == "alice"
+    odd = [grading.safe_name(n) for n in ("a b.zip", "a_b.zip", "a/b.zip", "../x.zip",
+                                          "<script>.zip")]
+    assert len(set(odd)) == len(odd)
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", n) for n in odd)
