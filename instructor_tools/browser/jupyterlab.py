@@ -19,8 +19,9 @@ Facts about JupyterLab 4.6 this relies on (checked against it):
   `[data-command="docmanager:save"]`; the restart asks for confirmation in a `.jp-Dialog`;
 - tracebacks are rendered as `application/vnd.jupyter.stderr` outputs, like any stderr text
   (tqdm's default bars write there too), so an error is recognised by its traceback;
-- math is typeset by MathJax 3 into `mjx-container` elements, and a TeX error becomes an
-  `mjx-merror` element.
+- math is typeset by MathJax 3 into `mjx-container` elements; a TeX error becomes an
+  `mjx-merror` element, an undefined macro red text (`<mtext mathcolor="red">` in the
+  container's assistive MathML).
 """
 import contextlib
 import dataclasses
@@ -299,8 +300,10 @@ panel => {
 # MathJax's containers and error boxes counted.
 _MATH_JS = """
 panel => {
-  const md = [...panel.querySelectorAll('.jp-Notebook .jp-MarkdownCell')];
-  const texts = md.map(c => {
+  const all = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')];
+  const md = all.filter(c => c.classList.contains('jp-MarkdownCell'));
+  const texts = all.map(c => {  // by notebook cell index; null for code cells
+    if (!c.classList.contains('jp-MarkdownCell')) return null;
     const out = c.querySelector('.jp-MarkdownOutput');
     if (!out) return null;
     const copy = out.cloneNode(true);
@@ -312,7 +315,12 @@ panel => {
     rendered: md.filter(c => c.classList.contains('jp-mod-rendered')).length,
     texts,
     math: panel.querySelectorAll('.jp-MarkdownOutput mjx-container').length,
-    errors: [...panel.querySelectorAll('mjx-merror')].map(e => e.textContent).slice(0, 10),
+    errors: [
+      ...[...panel.querySelectorAll('mjx-container mjx-merror')]
+        .map(e => (e.getAttribute('data-mjx-error') || 'error') + ': ' + e.textContent),
+      ...[...panel.querySelectorAll('mjx-assistive-mml mtext[mathcolor="red"]')]
+        .map(e => 'undefined: ' + e.textContent),
+    ].slice(0, 10),
   };
 }
 """
@@ -359,7 +367,7 @@ class NotebookWalk:
     markdown_rendered: int
     math_typeset: int
     math_errors: list
-    raw_tex: list                   # (cell index among markdown cells, snippet)
+    raw_tex: list                   # (cell index, snippet of the rendered text)
     dom_cells: list                 # _OUTPUTS_JS per cell
     error_outputs: list             # (cell index, ename or first line) of unexpected errors
     screenshots: list

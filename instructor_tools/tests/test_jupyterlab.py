@@ -106,62 +106,129 @@ def lab_session(browser, tmp_path_factory):
         page.context.close()
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_jupyterlab(lab_session, name):
+def image_counts(nb):
+    """image/png outputs of each cell (0 for markdown cells)."""
+    return [sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+            if c.cell_type == "code" else 0 for c in nb.cells]
+
+
+def walk_problems(walk, stored, min_long_seconds=10):
+    """{check: what is wrong} for a walk of a notebook whose committed version is `stored`;
+    empty when the notebook passes every check. Reporting them all at once shows the whole
+    picture in one run."""
+    problems = {}
+    if walk.error_outputs:
+        problems["errors"] = f"error outputs (cell, error): {walk.error_outputs}"
+
+    # Math: every markdown cell rendered, typeset, nothing left raw.
+    if walk.markdown_rendered != walk.markdown_cells:
+        problems["markdown"] = (f"{walk.markdown_cells - walk.markdown_rendered} of "
+                                f"{walk.markdown_cells} markdown cells not rendered")
+    has_math = any(c.cell_type == "markdown" and "$" in c.source for c in stored.cells)
+    if has_math and walk.math_typeset == 0:
+        problems["math"] = "the markdown has $...$ but MathJax typeset nothing"
+    if walk.math_errors:
+        problems["math_errors"] = "MathJax errors: " + "; ".join(walk.math_errors)
+    if walk.raw_tex:
+        problems["raw_tex"] = "raw TeX in rendered markdown: " + "; ".join(
+            f"cell {k}: ...{text}..." for k, text in walk.raw_tex[:10])
+
+    # Plots: the page shows exactly the saved image outputs, each loaded, cell by cell.
+    saved = walk.saved
+    if len(walk.dom_cells) != len(saved.cells):
+        problems["cells"] = f"{len(walk.dom_cells)} cells on the page, {len(saved.cells)} saved"
+        return problems
+    pngs = image_counts(saved)
+    shown = [(k, d["images"], d["images_loaded"], pngs[k])
+             for k, d in enumerate(walk.dom_cells)
+             if (d["images"], d["images_loaded"]) != (pngs[k], pngs[k])]
+    if shown:
+        problems["images"] = f"(cell, images on page, loaded, image/png outputs): {shown}"
+    no_plot = [k for k, c in enumerate(saved.cells)
+               if c.cell_type == "code" and PLOTTING_RE.search(c.source) and pngs[k] == 0]
+    if no_plot:
+        problems["plots"] = f"plotting cells that showed no image: {no_plot}"
+    stored_pngs = image_counts(stored)
+    if any(stored_pngs) and pngs != stored_pngs:  # (a cleared release copy stores none)
+        problems["stored_images"] = (f"images per cell {pngs}, the committed notebook has "
+                                     f"{stored_pngs}")
+
+    # Progress: visible in the output of the long cells while they ran.
+    longest = walk.longest
+    if longest is None or longest.seconds == 0:
+        problems["running"] = "no cell was seen running"
+        return problems
+    if not longest.progress_texts:
+        problems["progress"] = (f"the longest cell (index {longest.index}, "
+                                f"{longest.seconds:.0f} s) showed no progress while it ran")
+    blind = [(c.index, round(c.seconds)) for c in walk.cells
+             if c.seconds >= max(0.5 * longest.seconds, min_long_seconds)
+             and not c.progress_texts and c is not longest]
+    if blind:
+        problems["progress_long_cells"] = (f"(cell, seconds) that ran at least half as long "
+                                           f"as the longest with no progress shown: {blind}")
+    return problems
+
+
+def walk(lab_session, name):
+    """Run notebook `name` of the served copy; keep screenshots and summary.json."""
     import nbformat
 
     server, page = lab_session
     stored = nbformat.read(server.root_dir / name, as_version=4)
     out = artifacts_dir(Path(name).stem)
     try:
-        walk = lab.run_notebook_in_lab(page, server, name, out)
+        result = lab.run_notebook_in_lab(page, server, name, out)
     finally:
         server.shut_down_kernels()
-    summary = lab.walk_summary(walk)
+    summary = lab.walk_summary(result)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    print(f"{name}: run all took {walk.seconds:.0f} s; screenshots in {out}")
+    print(f"{name}: run all took {result.seconds:.0f} s; screenshots in {out}")
+    return result, stored
 
-    # No errors.
-    assert not walk.error_outputs, f"{name}: error outputs (cell index, error): {walk.error_outputs}"
 
-    # Math: every markdown cell rendered, typeset, nothing left raw.
-    assert walk.markdown_rendered == walk.markdown_cells, (
-        f"{name}: {walk.markdown_cells - walk.markdown_rendered} markdown cells not rendered")
-    has_math = any(c.cell_type == "markdown" and "$" in c.source for c in stored.cells)
-    if has_math:
-        assert walk.math_typeset > 0, f"{name}: its markdown has $...$ but nothing was typeset"
-    assert not walk.math_errors, f"{name}: MathJax errors: {walk.math_errors}"
-    assert not walk.raw_tex, f"{name}: raw TeX left in rendered markdown: {walk.raw_tex[:10]}"
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_jupyterlab(lab_session, name):
+    result, stored = walk(lab_session, name)
+    assert walk_problems(result, stored) == {}
 
-    # Plots: the page shows exactly the saved image outputs, each loaded, cell by cell.
-    saved = walk.saved
-    assert len(walk.dom_cells) == len(saved.cells), "page cells do not match the notebook's"
-    pngs = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
-            if c.cell_type == "code" else 0 for c in saved.cells]
-    shown = [(k, d["images"], d["images_loaded"], pngs[k])
-             for k, d in enumerate(walk.dom_cells)
-             if (d["images"], d["images_loaded"]) != (pngs[k], pngs[k])]
-    assert not shown, f"{name}: (cell, images on page, loaded, image/png outputs) differ: {shown}"
-    no_plot = [k for k, c in enumerate(saved.cells)
-               if c.cell_type == "code" and PLOTTING_RE.search(c.source) and pngs[k] == 0]
-    assert not no_plot, f"{name}: plotting cells that showed no image: {no_plot}"
-    stored_pngs = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
-                   if c.cell_type == "code" else 0 for c in stored.cells]
-    if any(stored_pngs):  # a notebook with stored outputs (not a cleared release copy)
-        assert pngs == stored_pngs, (
-            f"{name}: images per cell {pngs} where the committed notebook has {stored_pngs}")
-    assert sum(pngs) > 0 or not any(PLOTTING_RE.search(c.source) for c in saved.cells)
 
-    # Progress: visible in the output of the long cells while they ran.
-    longest = walk.longest
-    assert longest is not None and longest.seconds > 0, f"{name}: no cell was seen running"
-    assert longest.progress_texts, (
-        f"{name}: the longest cell (index {longest.index}, {longest.seconds:.0f} s) showed no "
-        f"progress while it ran")
-    threshold = 0.5 * longest.seconds
-    blind = [(c.index, round(c.seconds)) for c in walk.cells
-             if c.seconds >= max(threshold, 10) and not c.progress_texts]
-    assert not blind, f"{name}: (cell, seconds) that ran long with no progress shown: {blind}"
+# A notebook with one of each fault the walk must catch. Cell indices: 0 markdown,
+# 1 progress bar (tqdm's default format on stderr), 2 the longest cell, silent,
+# 3 a plot closed before it is shown, 4 an error.
+FAULTY_CELLS = [
+    ("markdown", "Broken: $\\frac{1}{2}$ fine, $\\notacommand{x}$ undefined, \\alpha raw, "
+                 "$$\\begin{align} x \\end{foo}$$ an error."),
+    ("code", "import time\nfrom tqdm import tqdm\nfor _ in tqdm(range(8)):\n    time.sleep(0.4)"),
+    ("code", "time.sleep(6)"),
+    ("code", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.close()"),
+    ("code", "1 / 0"),
+]
+
+
+def test_the_walk_catches_each_fault(lab_session):
+    """The checks can fail: a notebook with an error, a TeX error, raw TeX, a plotting cell
+    without a plot and a long silent cell is reported for each, and the progress bar of
+    the tqdm cell is seen."""
+    import nbformat
+
+    server, _ = lab_session
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "markdown"
+                else nbformat.v4.new_code_cell(src) for kind, src in FAULTY_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, server.root_dir / "faulty.ipynb")
+    result, stored = walk(lab_session, "faulty.ipynb")
+    problems = walk_problems(result, stored, min_long_seconds=1)
+    assert {"errors", "math_errors", "raw_tex", "plots", "progress"} <= set(problems), problems
+    assert "ZeroDivisionError" in problems["errors"]
+    assert "undefined: \\notacommand" in problems["math_errors"], problems["math_errors"]
+    assert "Unknown environment" in problems["math_errors"], problems["math_errors"]
+    assert "\\alpha" in problems["raw_tex"]
+    tqdm_cell = next(c for c in result.cells if c.index == 1)
+    assert tqdm_cell.progress_texts, "the tqdm bar was not seen while its cell ran"
+    assert result.longest.index == 2
 
 
 def test_make_lab_opens_both_notebooks(browser, tmp_path):
