@@ -24,8 +24,9 @@ zipped are the same bytes, read once.
 The PDF: nbconvert's HTML, sanitized (see notebook_html: no script but MathJax, no frames,
 no local files, a Content-Security-Policy that says so again to the browser), printed by
 headless Chromium from a private temporary folder, pages merged with pypdf. Chromium keeps
-its sandbox, except as root, where it cannot start with it: there it gets ``--no-sandbox``
-and the command says so. Without Chromium or MathJax the zip is still written, without the
+its sandbox: as root, where it refuses to start sandboxed, it is started as the user
+``nobody`` instead; only where that fails does it run as root with ``--no-sandbox``, and
+the command says so. Without Chromium or MathJax the zip is still written, without the
 PDF, and the command says what to install (exit status 2).
 
 Your files are only read. Intermediate files live in a temporary directory; the zip is
@@ -36,6 +37,7 @@ import argparse
 import copy
 import hashlib
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -85,7 +87,7 @@ _PRINT_CSS = (
 )
 # Headless print with no first-run or network chatter, and time for MathJax to typeset
 # before the page is printed. Deliberately absent: --allow-file-access-from-files and
-# --disable-web-security. --no-sandbox is added only as root (see _sandbox_flags).
+# --disable-web-security. --no-sandbox is added only as root (see _browser_runs).
 BROWSER_FLAGS = (
     "--headless", "--disable-gpu", "--no-pdf-header-footer",
     "--virtual-time-budget=10000", "--disable-background-networking",
@@ -93,11 +95,14 @@ BROWSER_FLAGS = (
     "--disable-extensions", "--block-new-web-contents",
 )
 BROWSER_TIMEOUT = 300  # seconds per notebook
+# As root, Chromium is started as this user, with its sandbox (see _browser_runs).
+UNPRIVILEGED_USER = "nobody"
 ROOT_SANDBOX_NOTE = (
-    "Chromium runs as root here, where it cannot start its sandbox (crbug.com/638180): "
-    "the PDF was printed with --no-sandbox. The notebooks' HTML was sanitized first (no "
-    "script but MathJax, no frames, no local files) and its Content-Security-Policy "
-    "forbids the rest; run this as an ordinary user to keep the sandbox too"
+    "Chromium cannot use its sandbox as root, and could not start here as the user "
+    f"{UNPRIVILEGED_USER!r}: the PDF was printed by Chromium as root with --no-sandbox. The "
+    "notebooks' HTML was sanitized first (no script but MathJax, no frames, no local "
+    "files) and its Content-Security-Policy forbids the rest; run this as an ordinary user "
+    "to keep the sandbox too"
 )
 
 
@@ -598,32 +603,82 @@ def notebook_html(nb, mathjax_js, name="notebook"):
     return _lock_down(body, mathjax_js)
 
 
-def _sandbox_flags():
-    """([] or ["--no-sandbox"], note or ""). Chromium refuses to start as root with its
-    sandbox ("Running as root without --no-sandbox is not supported"), so only there does it
-    go without; anyone else keeps the sandbox, and a failure to start it means no PDF."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return ["--no-sandbox"], ROOT_SANDBOX_NOTE
-    return [], ""
+@dataclass
+class _BrowserRun:
+    """One way to start the browser: as whom, with which extra flags, and what to tell."""
+    popen: dict  # extra subprocess.run arguments (user, group, extra_groups)
+    flags: list
+    note: str = ""
+
+
+def _browser_runs():
+    """The ways to start Chromium, best first.
+
+    Not root: as you, with Chromium's sandbox, and nothing else (a sandbox that cannot
+    start means no PDF, never a PDF without it). Root: Chromium refuses to start its sandbox
+    as root ("Running as root without --no-sandbox is not supported"), so first as the
+    unprivileged user UNPRIVILEGED_USER, sandboxed; where that fails, as root with
+    --no-sandbox, and the command says so."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return [_BrowserRun({}, [])]
+    runs = []
+    try:
+        user = pwd.getpwnam(UNPRIVILEGED_USER)
+    except KeyError:
+        pass
+    else:
+        runs.append(_BrowserRun({"user": user.pw_uid, "group": user.pw_gid,
+                                 "extra_groups": []}, []))
+    runs.append(_BrowserRun({}, ["--no-sandbox"], ROOT_SANDBOX_NOTE))
+    return runs
+
+
+def _print_one(browser, run, html, pdf, profile, env, cwd):
+    """Print html to pdf with one way of starting the browser; "" or why it failed."""
+    try:
+        done = subprocess.run(
+            [browser, *BROWSER_FLAGS, *run.flags, f"--user-data-dir={profile}",
+             f"--print-to-pdf={pdf}", html.resolve().as_uri()],
+            capture_output=True, text=True, timeout=BROWSER_TIMEOUT, check=False,
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, **run.popen,
+        )
+    except OSError as exc:  # not executable, or not by that user
+        return f"cannot start ({exc})"
+    if done.returncode == 0 and pdf.is_file() and pdf.stat().st_size > 0:
+        return ""
+    tail = "\n".join(done.stderr.strip().splitlines()[-3:])
+    hint = ""
+    if "--no-sandbox" not in run.flags and "sandbox" in done.stderr.lower():
+        hint = (" (Chromium could not start its sandbox; this command does not turn it off "
+                "for you: the zip is complete without the PDF)")
+    return f"(exit {done.returncode}): {tail}{hint}"
 
 
 def make_pdf(notebooks, workdir, browser, mathjax_js):
     """Print the notebooks to one PDF in workdir; return (path, number of pages, notes).
 
-    notebooks: {name: NotebookNode} in order. workdir: a private, empty, temporary folder;
-    the HTML, the browser's profile and home, and the PDFs all stay inside it."""
+    notebooks: {name: NotebookNode} in order. workdir: a private, empty, temporary folder.
+    The browser works in its subfolder ``browser/`` (the HTML pages, its profile, its
+    $HOME, the PDFs); as root that folder belongs to UNPRIVILEGED_USER, the rest of workdir
+    stays closed to it."""
     from pypdf import PdfReader, PdfWriter
 
     workdir = Path(workdir)
-    pages_dir = workdir / "html"
-    pages_dir.mkdir()
-    (pages_dir / MATHJAX_CONFIG_FILE).write_text(MATHJAX_CONFIG_JS, encoding="utf-8")
-    home = workdir / "home"  # Chromium writes caches under $HOME: not the student's
+    space = workdir / "browser"
+    pages_dir = space / "html"
+    home = space / "home"  # Chromium writes caches under $HOME: not the student's
+    pages_dir.mkdir(parents=True)
     home.mkdir()
+    (pages_dir / MATHJAX_CONFIG_FILE).write_text(MATHJAX_CONFIG_JS, encoding="utf-8")
+    runs = _browser_runs()
+    for run in runs:
+        if "user" in run.popen:
+            os.chmod(workdir, 0o711)  # the user may pass through, not list or read
+            for path in (space, home):
+                os.chown(path, run.popen["user"], run.popen["group"])
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "XDG_CACHE_HOME": str(home / ".cache")}
-    sandbox, note = _sandbox_flags()
-    writer = PdfWriter()
+    writer, notes = PdfWriter(), []
     for name, nb in notebooks.items():
         stem = Path(name).stem
         try:
@@ -633,27 +688,23 @@ def make_pdf(notebooks, workdir, browser, mathjax_js):
                                f"{exc})") from exc
         html = pages_dir / f"{stem}.html"
         html.write_text(text, encoding="utf-8")
-        pdf = workdir / f"{stem}.pdf"
-        profile = workdir / f"browser-profile-{stem}"  # fresh: no user settings leak in
-        done = subprocess.run(
-            [browser, *BROWSER_FLAGS, *sandbox, f"--user-data-dir={profile}",
-             f"--print-to-pdf={pdf}", html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=BROWSER_TIMEOUT, check=False,
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-        )
-        if done.returncode != 0 or not pdf.is_file() or pdf.stat().st_size == 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-3:])
-            hint = ""
-            if not sandbox and "sandbox" in done.stderr.lower():
-                hint = (" Chromium could not start its sandbox; this command does not turn it "
-                        "off for you (see Chromium's docs on the Linux sandbox).")
-            raise RuntimeError(f"{browser} could not print {name} (exit {done.returncode}): "
-                               f"{tail}{hint}")
+        pdf = space / f"{stem}.pdf"
+        while True:
+            run = runs[0]
+            profile = space / f"profile-{stem}-{len(runs)}"  # fresh: no user settings leak in
+            why = _print_one(browser, run, html, pdf, profile, env, space)
+            if not why:
+                break
+            if len(runs) == 1:
+                raise RuntimeError(f"{browser} could not print {name} {why}")
+            runs = runs[1:]  # the next way, for this notebook and the ones after it
+        if run.note and run.note not in notes:
+            notes.append(run.note)
         writer.append(str(pdf), outline_item=name)
     merged = workdir / NOTEBOOKS_PDF
     with open(merged, "wb") as handle:
         writer.write(handle)
-    return merged, len(PdfReader(merged).pages), [note] if note else []
+    return merged, len(PdfReader(merged).pages), notes
 
 
 def find_pdf_tools():

@@ -8,12 +8,13 @@ import builtins
 import hashlib
 import html.parser
 import io
-import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -666,37 +667,68 @@ class _Elements(html.parser.HTMLParser):
 @pytest.fixture
 def fake_browser(tmp_path):
     """(browser path, MathJax path, capture folder): the browser copies the HTML page it
-    is given to the capture folder, records its arguments, and prints a blank PDF."""
+    is given to the capture folder, records its arguments and user (see _records), and
+    prints a blank PDF. With a file ``refuse`` in the capture folder it fails as Chromium
+    does when its sandbox cannot start; with ``refuse-unless-root``, only when not root.
+    It lives in a folder that any user can read, so that it can run as the unprivileged
+    user too."""
     pypdf = pytest.importorskip("pypdf")
-    capture = tmp_path / "capture"
+    place = Path(tempfile.mkdtemp(prefix="fake-chromium-"))
+    place.chmod(0o755)
+    capture = place / "capture"
     capture.mkdir()
-    blank = tmp_path / "blank.pdf"
+    capture.chmod(0o777)
+    blank = place / "blank.pdf"
     writer = pypdf.PdfWriter()
     writer.add_blank_page(72, 72)
     with open(blank, "wb") as handle:
         writer.write(handle)
-    browser = tmp_path / "fake-chromium"
-    browser.write_text(f"""#!{sys.executable}
-import json, os, shutil, sys
-from pathlib import Path
-from urllib.parse import unquote, urlparse
-capture = Path({str(capture)!r})
-args = sys.argv[1:]
-page = Path(unquote(urlparse(args[-1]).path))
-n = len(list(capture.glob("*.html")))
-shutil.copy(page, capture / f"{{n}}.html")
-(capture / f"{{n}}.json").write_text(json.dumps({{
-    "argv": args, "cwd": os.getcwd(), "home": os.environ.get("HOME"),
-    "beside_page": sorted(os.listdir(page.parent)),
-    "config": (page.parent / "mathjax-config.js").read_text()}}))
-pdf = next(a.split("=", 1)[1] for a in args if a.startswith("--print-to-pdf="))
-shutil.copy({str(blank)!r}, pdf)
+    blank.chmod(0o644)
+    browser = place / "fake-chromium"
+    # sh, not Python: the unprivileged user may not be able to reach this Python.
+    browser.write_text(f"""#!/bin/sh
+capture='{capture}'
+n=$(ls "$capture" | grep -c '[.]argv$')
+for arg in "$@"; do printf '%s\\n' "$arg"; done > "$capture/$n.argv"
+id -u > "$capture/$n.uid"; pwd > "$capture/$n.cwd"; printf '%s\\n' "$HOME" > "$capture/$n.home"
+if [ -e "$capture/refuse" ] || {{ [ -e "$capture/refuse-unless-root" ] && [ "$(id -u)" != 0 ]; }}; then
+    echo no > "$capture/$n.printed"
+    echo "FATAL: No usable sandbox! ... --no-sandbox" >&2
+    exit 1
+fi
+for arg in "$@"; do
+    page=$arg
+    case $arg in --print-to-pdf=*) pdf=${{arg#--print-to-pdf=}};; esac
+done
+page=${{page#file://}}
+cp "$page" "$capture/$n.html"
+ls "$(dirname "$page")" > "$capture/$n.beside_page"
+cp "$(dirname "$page")/mathjax-config.js" "$capture/$n.config"
+cp '{blank}' "$pdf"
+echo yes > "$capture/$n.printed"
 """)
     browser.chmod(0o755)
     mathjax = tmp_path / "mathjax" / "MathJax.js"
     mathjax.parent.mkdir()
     mathjax.write_text("")
-    return str(browser), mathjax, capture
+    yield str(browser), mathjax, capture
+    shutil.rmtree(place)
+
+
+def _records(capture):
+    """What the fake browser recorded, one dict per start."""
+    records = []
+    for n in range(len(list(capture.glob("*.argv")))):
+        def read(what):
+            path = capture / f"{n}.{what}"
+            return path.read_text() if path.exists() else None
+        records.append({
+            "argv": read("argv").splitlines(), "uid": int(read("uid")),
+            "cwd": read("cwd").strip(), "home": read("home").strip(),
+            "printed": read("printed").strip() == "yes", "config": read("config"),
+            "beside_page": (read("beside_page") or "").split(),
+        })
+    return records
 
 
 def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_browser):
@@ -706,7 +738,7 @@ def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_brow
     result = submission.make_submission(project, tools=(browser, mathjax))
     assert result.pdf_problem == "" and result.pdf_pages == len(submission.NOTEBOOKS)
     page = (capture / "0.html").read_text(encoding="utf-8")
-    record = json.loads((capture / "0.json").read_text())
+    record = _records(capture)[0]
     found = _Elements(page)
     mathjax_src = mathjax.resolve().as_uri() + submission.MATHJAX_QUERY
     # Scripts: MathJax's configuration (a file beside the page) and MathJax; nothing inline.
@@ -747,22 +779,62 @@ def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_brow
     assert "--disable-web-security" not in flags
 
 
-@pytest.mark.parametrize("euid, sandboxed", [(1000, True), (0, False)], ids=["user", "root"])
-def test_browser_keeps_its_sandbox_except_as_root(project, fake_browser, monkeypatch, capsys,
-                                                   euid, sandboxed):
+def _pack_with(project, fake_browser, monkeypatch, capsys):
+    """main() with the fake browser: (exit status, stderr, what the browser recorded)."""
     browser, mathjax, capture = fake_browser
-    monkeypatch.setattr(os, "geteuid", lambda: euid)
     monkeypatch.setattr(submission, "find_pdf_tools", lambda: (browser, mathjax))
-    assert submission.main(["--root", str(project)]) == 0
-    err = capsys.readouterr().err
-    for record in sorted(capture.glob("*.json")):
-        assert ("--no-sandbox" in json.loads(record.read_text())["argv"]) is not sandboxed
-    assert len(list(capture.glob("*.json"))) == len(submission.NOTEBOOKS)
-    if sandboxed:
-        assert "sandbox" not in err
-    else:
-        assert "NOTE: Chromium runs as root here, where it cannot start its sandbox" in err
-        assert "--no-sandbox" in err
+    status = submission.main(["--root", str(project)])
+    return status, capsys.readouterr().err, _records(capture)
+
+
+def test_not_root_the_browser_keeps_its_sandbox(project, fake_browser, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
+    assert status == 0 and "NOTE" not in err
+    assert len(records) == len(submission.NOTEBOOKS)
+    assert all("--no-sandbox" not in r["argv"] and r["uid"] == os.getuid() for r in records)
+
+
+def test_not_root_a_sandbox_that_cannot_start_means_no_pdf(project, fake_browser, monkeypatch,
+                                                            capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    (fake_browser[2] / "refuse").touch()
+    status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
+    assert status == 2
+    assert "could not print BatchNormalization.ipynb (exit 1)" in err
+    assert "Chromium could not start its sandbox" in err
+    assert [r["printed"] for r in records] == [False]  # never again without the sandbox
+    assert "--no-sandbox" not in records[0]["argv"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_as_root_the_browser_runs_as_nobody_with_its_sandbox(project, fake_browser,
+                                                              monkeypatch, capsys):
+    nobody = pwd.getpwnam(submission.UNPRIVILEGED_USER)
+    status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
+    assert status == 0 and "NOTE" not in err
+    assert [(r["uid"], "--no-sandbox" in r["argv"]) for r in records] == [
+        (nobody.pw_uid, False)] * len(submission.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("why", ["no-such-user", "user-cannot-start-it"])
+def test_as_root_no_sandbox_only_where_it_cannot_start_and_says_so(
+        project, fake_browser, monkeypatch, capsys, why):
+    """Works as root and, pretending to be root (the switch to the user then fails), as a user."""
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    if why == "no-such-user":
+        monkeypatch.setattr(submission, "UNPRIVILEGED_USER", "no-such-user-h5")
+    elif os.getuid() == 0:  # as a user, switching to the other user fails by itself
+        (fake_browser[2] / "refuse-unless-root").touch()
+    status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
+    assert status == 0
+    assert "NOTE: Chromium cannot use its sandbox as root" in err and "--no-sandbox" in err
+    printed = [r for r in records if r["printed"]]
+    assert len(printed) == len(submission.NOTEBOOKS)
+    assert all("--no-sandbox" in r["argv"] for r in printed)
+    # Every start without --no-sandbox came first, and only for the first notebook.
+    assert all("--no-sandbox" not in r["argv"] for r in records if not r["printed"])
+    assert len(records) - len(printed) <= 1
 
 
 def test_zip_holds_the_students_work_only_in_the_real_project():
