@@ -3,7 +3,8 @@
     server = LabServer(root_dir, state_dir, env=makefile_exports(ROOT / "Makefile"))
     with server, chromium_browser() as browser:
         walk = run_notebook_in_lab(new_page(browser), server, "Dropout.ipynb", screenshots_dir)
-    walk.error_outputs, walk.raw_tex, walk.images_shown, walk.cells ...
+    walk.error_outputs, walk.math_errors, walk.raw_tex, walk.dom_cells (images per cell),
+    walk.cells (seconds and progress seen per executed cell), walk_summary(walk)
 
 Everything JupyterLab would read or write outside root_dir (config, settings, workspaces,
 runtime files, IPython profile) is redirected into state_dir, so a run neither depends on
@@ -553,6 +554,10 @@ def walk_summary(walk):
         "math_errors": walk.math_errors,
         "raw_tex": walk.raw_tex[:20],
         "images_shown": sum(c["images"] for c in walk.dom_cells),
+        # stderr that is neither a progress bar nor an error (warnings, for a reader to judge)
+        "other_stderr": [(k, text[:300]) for k, c in enumerate(walk.dom_cells)
+                         for text in c["stderr"]
+                         if not PROGRESS_RE.search(text) and not TRACEBACK_RE.search(text)],
         "cells": [{"index": c.index, "seconds": round(c.seconds, 1),
                    "progress_states_seen": len(c.progress_texts),
                    "last_progress": c.progress_texts[-1] if c.progress_texts else None}
