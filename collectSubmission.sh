@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Check the notebooks and answers, then zip notebooks + code + one PDF of the notebooks.
+# Check the notebooks, the answers and the files (no links, no control characters in names,
+# size limits), then zip the notebooks + cs231n/**/*.py + one PDF of the notebooks.
 # Everything happens in python -m student_tools.submission (run with --help for the options);
 # its exit status is passed on: 0 done, 1 refused (reasons listed), 2 zip without PDF.
 set -euo pipefail

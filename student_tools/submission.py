@@ -37,7 +37,6 @@ import argparse
 import copy
 import hashlib
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -49,6 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+try:
+    import pwd  # POSIX; elsewhere nobody is root and the browser just keeps its sandbox
+except ImportError:
+    pwd = None
 
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
@@ -269,14 +273,15 @@ def package_files(root):
     return [rel for rel in sizes if rel.startswith(PACKAGE + "/")]
 
 
-def _read_bounded(path, limit=MAX_FILE_BYTES):
+def _read_bounded(path, limit=None):
     """The bytes of the regular file at path; OSError or ValueError if it is a link, not a
     regular file, or longer than limit (never more than limit + 1 bytes are read).
 
     The scan looked with lstat; this opens with O_NOFOLLOW and checks again on the open
     descriptor, so a file swapped for a link or a pipe in between is refused, not followed."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    limit = MAX_FILE_BYTES if limit is None else limit
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -619,7 +624,7 @@ def _browser_runs():
     as root ("Running as root without --no-sandbox is not supported"), so first as the
     unprivileged user UNPRIVILEGED_USER, sandboxed; where that fails, as root with
     --no-sandbox, and the command says so."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    if pwd is None or os.geteuid() != 0:
         return [_BrowserRun({}, [])]
     runs = []
     try:
