@@ -8,15 +8,14 @@ student_tools.submission, without the PDF), then grades them with
 ``python -m instructor_tools.grade`` in a child process, exactly as ``make grade`` does
 (sandbox, hidden tests, both notebooks re-executed under nbval). Reported per submission
 (from the grader's result files): wall seconds in all, of the hidden tests, and of each
-notebook's re-execution. Memory: a sampler reads /proc every 0.2 s and keeps the largest
-sum of resident memory over the grader and every process below it (sandbox, pytest,
-kernels), and the kernel's rusage gives the largest single process. Target: 60 s or less
-per submission on a 2-core machine.
+notebook's re-execution. A sampler reads /proc every 0.2 s: the largest sum of resident
+memory over the grader and every process below it (sandbox, pytest, kernels), the largest
+single process, and the CPU seconds of every process seen. Target: 60 s or less per
+submission on a 2-core machine.
 """
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,11 @@ PROJECT = Path(__file__).resolve().parents[2]
 TARGET_S = 60.0
 
 
-def _children_map():
-    """{ppid: [pid, ...]} and {pid: rss bytes} of every process, from /proc."""
-    children, rss = {}, {}
+def _processes():
+    """{pid: (ppid, rss bytes, cpu seconds)} of every process, from /proc."""
     page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -43,30 +43,46 @@ def _children_map():
         except (OSError, ValueError, IndexError):
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = resident
-    return children, rss
+        # fields[1] = ppid, fields[11], fields[12] = utime, stime (clock ticks)
+        found[int(entry)] = (int(fields[1]), resident,
+                             (int(fields[11]) + int(fields[12])) / ticks)
+    return found
 
 
-def tree_rss(root_pid):
-    children, rss = _children_map()
-    total, stack = 0, [root_pid]
+def tree(root_pid):
+    """{pid: (rss bytes, cpu seconds)} of root_pid and every process below it."""
+    procs = _processes()
+    children = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = {}, [root_pid]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if pid in procs:
+            found[pid] = procs[pid][1:]
         stack.extend(children.get(pid, []))
-    return total
+    return found
 
 
 class Sampler(threading.Thread):
+    """Every period: the summed and the largest resident memory of the tree, and the CPU
+    seconds of every process seen (processes living less than a period are missed)."""
+
     def __init__(self, pid, period=0.2):
         super().__init__(daemon=True)
-        self.pid, self.period, self.peak = pid, period, 0
+        self.pid, self.period = pid, period
+        self.peak_sum = self.peak_single = 0
+        self.cpu = {}
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid))
+            found = tree(self.pid)
+            rss = [r for r, _ in found.values()]
+            self.peak_sum = max(self.peak_sum, sum(rss))
+            self.peak_single = max([self.peak_single, *rss])
+            for pid, (_, cpu) in found.items():
+                self.cpu[pid] = max(cpu, self.cpu.get(pid, 0.0))
             self.stop.wait(self.period)
 
 
@@ -95,12 +111,13 @@ def run(count=1, notebooks=True, jobs=1, log=print):
             argv.append("--no-notebooks")
         log(f"grading {len(zips)} submission(s){'' if notebooks else ' (no notebooks)'} "
             f"with --jobs {jobs} ...")
+        load_before = os.getloadavg()[0]
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         sampler = Sampler(proc.pid)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         wall = time.monotonic() - start
         sampler.stop.set()
         sampler.join()
@@ -117,8 +134,10 @@ def run(count=1, notebooks=True, jobs=1, log=print):
                          "max_score": data["max_score"], "status": data["status"],
                          "outputs_reproduce": data["outputs_reproduce"]})
     return {"rows": rows, "wall_s": wall, "jobs": jobs, "notebooks": notebooks,
-            "peak_tree_mib": sampler.peak / 2**20,
-            "largest_process_mib": usage.ru_maxrss / 1024,
+            "peak_tree_mib": sampler.peak_sum / 2**20,
+            "largest_process_mib": sampler.peak_single / 2**20,
+            "cpu_s": sum(sampler.cpu.values()),
+            "load_before": load_before, "load_after": os.getloadavg()[0],
             "cpus": os.cpu_count(), "summary": stdout.strip()}
 
 
@@ -130,6 +149,10 @@ def report(results):
              f"- Total wall time {results['wall_s']:.1f} s "
              f"({results['wall_s'] / max(1, len(results['rows'])):.1f} s per submission, "
              f"start-up included)",
+             f"- CPU time of the grader and every process below it: {results['cpu_s']:.1f} s "
+             f"(machine load average {results['load_before']:.1f} before, "
+             f"{results['load_after']:.1f} after: wall time far above CPU time means "
+             f"other work shared the cores)",
              f"- Peak memory: {results['peak_tree_mib']:.0f} MiB summed over the grader and "
              f"every sandboxed process at once; largest single process "
              f"{results['largest_process_mib']:.0f} MiB",

@@ -16,11 +16,13 @@ The flow of ``grade_one`` (every step turns a failure into a status, never an ex
 6. OUT/results/<name>.json (written atomically) and OUT/feedback/<name>.html.
 """
 import concurrent.futures
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -63,6 +65,7 @@ STATUS_TEXT = {
     "timeout": "the code ran past its time limit (infinite loop?)",
     "memory_limit": "the code ran past its memory limit",
     "process_limit": "the code started too many processes (fork bomb?)",
+    "output_limit": "the code wrote past the file size limit (endless output?)",
     "crashed": "the sandboxed process died",
     "network_attempt": "the code tried to open a network connection (blocked)",
     "forbidden_read": "the code tried to read files outside its folder (hidden tests?)",
@@ -182,6 +185,19 @@ def _load_outputs(path):
         return None
 
 
+def _death(run):
+    """How a sandboxed process ended, for the status detail."""
+    if run.signal:
+        try:
+            name = signal.Signals(run.signal).name
+        except ValueError:
+            name = f"signal {run.signal}"
+        why = {"SIGXFSZ": " (file size limit: endless output?)",
+               "SIGSEGV": " (segmentation fault)", "SIGKILL": " (killed)"}.get(name, "")
+        return f"ended by {name}{why}; {run.stderr.strip()[-200:]}"
+    return f"exit {run.returncode}: {run.stderr.strip()[-300:]}"
+
+
 def _classify_import(record):
     kind = str(record.get("error_type", ""))
     text = str(record.get("error", ""))
@@ -194,6 +210,8 @@ def _classify_import(record):
         return "process_limit"
     if kind == "Timeout":
         return "timeout"
+    if record.get("errno") == errno.EFBIG or "File too large" in text:
+        return "output_limit"
     return "import_error"
 
 
@@ -462,8 +480,8 @@ def _grade_into(result, zip_path, work, opts, uid):
         elif run.cpu_limit:
             _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
         else:
-            _set_status(result, "crashed", f"exit {run.returncode}: "
-                                           f"{run.stderr.strip()[-300:]}")
+            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
+                        _death(run))
     elif imported.get("ok") is not True:
         status = _classify_import(imported)
         if "network" in kinds:
@@ -482,8 +500,8 @@ def _grade_into(result, zip_path, work, opts, uid):
         elif run.signal == 9:
             _set_status(result, "memory_limit", "killed (out of memory?)")
         else:
-            _set_status(result, "crashed", f"exit {run.returncode}: "
-                                           f"{run.stderr.strip()[-300:]}")
+            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
+                        _death(run))
     op_errors = [r for r in records if isinstance(r.get("op"), str) and r.get("ok") is False]
     if any(r.get("error_type") == "Timeout" for r in op_errors):
         _set_status(result, "timeout", "a test ran past its time limit")

@@ -24,6 +24,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,13 @@ def others_can_run_python():
     return True
 
 
+def _tail(handle, size=20000):
+    """The last size bytes written to an open temporary file."""
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, end - size))
+    return handle.read()
+
+
 def _parents(path):
     """Every proper ancestor of an absolute path, shortest first, '/' excluded."""
     parts = Path(path).parts[1:-1]
@@ -201,17 +209,21 @@ class Sandbox:
         """
         cmd = self.command(argv, mounts, cwd, env, limits)
         start = time.monotonic()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=host_cwd or (cwd if self.kind != "bwrap" else "/"), start_new_session=True,
-        )
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.kill(proc)
-            out, err = proc.communicate()
+        # Output goes to unnamed temporary files, not pipes: code printing without end is
+        # stopped by RLIMIT_FSIZE instead of filling the grader's memory.
+        with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
+                cwd=host_cwd or (cwd if self.kind != "bwrap" else "/"), start_new_session=True,
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self.kill(proc)
+                proc.wait()
+            out, err = _tail(out_file), _tail(err_file)
         seconds = time.monotonic() - start
         rc = proc.returncode
         sig = -rc if rc is not None and rc < 0 else None
@@ -219,8 +231,7 @@ class Sandbox:
         if sig is None and rc is not None and rc > 128 and rc - 128 < 65:
             sig = rc - 128
         return RunResult(None if timed_out else rc, timed_out, seconds,
-                         out.decode("utf-8", "replace")[-20000:],
-                         err.decode("utf-8", "replace")[-20000:], sig)
+                         out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), sig)
 
     def kill(self, proc):
         try:

@@ -632,3 +632,13 @@ def test_submission_names_are_safe_and_distinct():
                                           "<script>.zip")]
     assert len(set(odd)) == len(odd)
     assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", n) for n in odd)
+
+
+def test_endless_output_is_cut_by_the_file_size_limit(tmp_path, solution):
+    code = "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)"
+    result = grade_files(tmp_path, append(solution, LAYERS, code),
+                         limits=Limits(cpu_seconds=20, wall_seconds=30, memory_bytes=2 * 2**30,
+                                       processes=48, file_bytes=2**20))
+    # Python ignores SIGXFSZ, so the write fails with EFBIG ("File too large").
+    assert result["status"] == "output_limit", result["status_detail"]
+    assert result["score"] == 0
