@@ -164,6 +164,12 @@ def grade_folder(zips, opts, jobs=1, quiet=False):
             sandbox = Sandbox(opts.sandbox.kind, uid=uid)
             local = grading.Options(**{**vars(opts), "sandbox": sandbox})
             return grading.grade_one(zip_path, local)
+        except Exception as exc:  # e.g. OUT not writable: still a row, and the run goes on
+            return {"submission": grading.safe_name(zip_path), "zip": Path(zip_path).name,
+                    "sha256": "", "score": 0, "max_score": opts.rubric.max_score,
+                    "status": "crashed", "outputs_reproduce": "not checked",
+                    "status_detail": f"grader error: {type(exc).__name__}: {exc}",
+                    "sandbox_kind": opts.sandbox.kind, "items": [], "notebooks": []}
         finally:
             uids.put(uid)
 

@@ -83,7 +83,7 @@ def _norm_params(rng, D):
 BN_TRAIN_SHAPES = ((8, 5), (2, 3), (31, 17))
 
 
-def make_bn_train(index, shape):
+def make_bn_train(shape):
     def build(rng):
         N, D = shape
         x = _data(rng, N, D)
@@ -361,8 +361,8 @@ def _test(name, function, description, pair):
 
 TESTS = {t.name: t for t in [
     *[_test(f"bn_train_{N}x{D}", "batchnorm_forward",
-            f"train-mode output, x of shape ({N}, {D})", make_bn_train(k, (N, D)))
-      for k, (N, D) in enumerate(BN_TRAIN_SHAPES)],
+            f"train-mode output, x of shape ({N}, {D})", make_bn_train((N, D)))
+      for N, D in BN_TRAIN_SHAPES],
     _test("bn_running", "batchnorm_forward", "running mean and variance over 3 steps",
           (bn_running_build, bn_running_judge)),
     _test("bn_test", "batchnorm_forward", "test mode uses and keeps the running statistics",
