@@ -26,12 +26,12 @@ from pathlib import Path
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
 from instructor_tools.grade.sandbox import (
-    SANDBOX_UID_BASE,
     Limits,
     Sandbox,
     describe,
     detect,
     others_can_run_python,
+    sandbox_uid,
 )
 
 BASE_COLUMNS = ["submission", "score", "max_score", "status", "outputs_reproduce",
@@ -156,7 +156,7 @@ def grade_folder(zips, opts, jobs=1, quiet=False):
               "bubblewrap: sandboxed code runs as root, without a process limit",
               file=sys.stderr)
     for slot in range(jobs):
-        uids.put(SANDBOX_UID_BASE + slot if drop else None)
+        uids.put(sandbox_uid(slot) if drop else None)
 
     def one(zip_path):
         uid = uids.get()

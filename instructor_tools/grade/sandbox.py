@@ -30,8 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BWRAP = "/usr/bin/bwrap"
-# Unprivileged uids the sandboxed code runs as, one per parallel slot (no passwd entry needed).
-SANDBOX_UID_BASE = 61000
+# Unprivileged uids the sandboxed code runs as (no passwd entry needed): one per parallel
+# slot, in a block chosen by the grader's pid, so that two grader runs on one machine do not
+# share a process limit (RLIMIT_NPROC counts every process of a uid).
+SANDBOX_UID_BASE = 100000
+UIDS_PER_RUN = 64
+
+
+def sandbox_uid(slot, pid=None):
+    """The uid of parallel slot `slot` of the grader process `pid` (default: this one)."""
+    pid = os.getpid() if pid is None else pid
+    return SANDBOX_UID_BASE + (pid % 100000) * UIDS_PER_RUN + slot % UIDS_PER_RUN
 
 
 @dataclass

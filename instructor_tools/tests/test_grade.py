@@ -57,7 +57,7 @@ def course_notebooks():
 
 
 def options(out, **overrides):
-    uid = 61900 if os.geteuid() == 0 else None
+    uid = sandbox_module.sandbox_uid(0) if os.geteuid() == 0 else None
     base = dict(out=Path(out), rubric=RUBRIC, run_notebooks=False,
                 course_notebooks=course_notebooks(),
                 sandbox=Sandbox(KIND, uid=uid),
@@ -376,7 +376,8 @@ def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
 
 @needs_bwrap
 def test_sandbox_hides_instructor_files_and_network(tmp_path):
-    sandbox = Sandbox("bwrap", uid=61901)
+    uid = sandbox_module.sandbox_uid(1)
+    sandbox = Sandbox("bwrap", uid=uid)
     code = ("import os, socket\n"
             f"print('hidden', os.path.exists({str(HIDDEN_TESTS_FILE)!r}))\n"
             f"print('project', sorted(os.listdir({str(PROJECT)!r})))\n"
@@ -390,7 +391,7 @@ def test_sandbox_hides_instructor_files_and_network(tmp_path):
     assert "hidden False" in run.stdout
     assert "project ['.venv']" in run.stdout
     assert "net 101" in run.stdout  # ENETUNREACH: no route out of the namespace
-    assert "tmp ['mine']" in run.stdout and "uid 61901" in run.stdout
+    assert "tmp ['mine']" in run.stdout and f"uid {uid}" in run.stdout
 
 
 # ---------------------------------------------------------------------------
@@ -604,7 +605,8 @@ def test_reference_forward_conventions():
 def test_fallback_isolation_is_reported(tmp_path, solution, kind):
     if kind == "unshare" and detect("unshare") != "unshare":
         pytest.skip("unshare -n is not usable here")
-    uid = 61902 if os.geteuid() == 0 and sandbox_module.others_can_run_python() else None
+    uid = sandbox_module.sandbox_uid(2) if os.geteuid() == 0 and \
+        sandbox_module.others_can_run_python() else None
     result = grade_files(tmp_path, solution, sandbox=Sandbox(kind, uid=uid))
     assert result["status"] == "ok", result["status_detail"]
     assert result["score"] == RUBRIC.max_score
