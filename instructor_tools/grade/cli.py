@@ -126,7 +126,7 @@ def summary(results, max_score):
         lines.append(f"Scores: min {scores[0]:g}, median {mid:g}, max {scores[-1]:g}; "
                      f"full marks: {sum(s == max_score for s in scores)}.")
     lines.append("Statuses: " + ", ".join(f"{s} {n}" for s, n in statuses.most_common()))
-    reproduce = Counter(r["outputs_reproduce"].split(" ")[0] for r in results)
+    reproduce = Counter(r["outputs_reproduce"].split(" (")[0] for r in results)
     lines.append("Notebook outputs reproduce: " + ", ".join(
         f"{s} {n}" for s, n in reproduce.most_common()))
     cached = sum(1 for r in results if r.get("cached"))
