@@ -51,6 +51,7 @@ class Limits:
     memory_bytes: int = 3 * 2**30  # address space (RLIMIT_AS) per process
     processes: int = 64  # processes + threads of the sandbox uid (RLIMIT_NPROC)
     file_bytes: int = 256 * 2**20  # largest file the code may write (RLIMIT_FSIZE)
+    tmp_bytes: int = 512 * 2**20  # size of the private /tmp (bubblewrap only)
 
 
 @dataclass
@@ -183,7 +184,8 @@ class Sandbox:
                    "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                    "--proc", "/proc", "--dev", "/dev",
-                   "--perms", "1777", "--tmpfs", "/tmp"]
+                   # tmpfs lives in RAM: its size is capped like the address space.
+                   "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
             made = {"/usr", "/tmp", "/proc", "/dev", "/bin", "/lib", "/lib64", "/sbin"}
             ro = [(str(r), str(r), False) for r in _python_roots()]
             ro += [(str(m.host), m.inside, m.writable) for m in [*self.extra_ro, *mounts]]

@@ -644,3 +644,15 @@ def test_endless_output_is_cut_by_the_file_size_limit(tmp_path, solution):
     # Python ignores SIGXFSZ, so the write fails with EFBIG ("File too large").
     assert result["status"] == "output_limit", result["status_detail"]
     assert result["score"] == 0
+
+
+@needs_bwrap
+def test_private_tmp_is_size_capped(tmp_path):
+    sandbox = Sandbox("bwrap", uid=sandbox_module.sandbox_uid(3))
+    code = ("import os\nn = 0\ntry:\n    for i in range(100):\n"
+            "        open(f'/tmp/f{i}', 'wb').write(b'x' * 2**20); n += 1\n"
+            "except OSError as e:\n    print('stopped', n, e.errno)")
+    run = sandbox.run([grading.sys.executable, "-I", "-c", code], [], cwd="/tmp",
+                      env={"PATH": "/usr/bin"},
+                      limits=Limits(wall_seconds=30, tmp_bytes=8 * 2**20))
+    assert "stopped" in run.stdout and int(run.stdout.split()[1]) < 9, run.stdout + run.stderr
