@@ -142,13 +142,15 @@ def run(count=1, notebooks=True, jobs=1, log=print):
 
 
 def report(results):
+    per = results["wall_s"] / max(1, len(results["rows"]))
     lines = ["## Grading: seconds and memory per submission", "",
              f"- {len(results['rows'])} submission(s), --jobs {results['jobs']}, notebooks "
              f"{'re-executed' if results['notebooks'] else 'not re-executed'}, "
              f"{results['cpus']} CPUs",
-             f"- Total wall time {results['wall_s']:.1f} s "
-             f"({results['wall_s'] / max(1, len(results['rows'])):.1f} s per submission, "
-             f"start-up included)",
+             f"- Total wall time {results['wall_s']:.1f} s: {per:.1f} s per submission, "
+             f"start-up included (target <= {TARGET_S:g} s: "
+             f"{'met' if per <= TARGET_S else 'MISSED'}); the table gives each submission's "
+             f"own wall time (with --jobs J > 1 they overlap)",
              f"- CPU time of the grader and every process below it: {results['cpu_s']:.1f} s "
              f"(machine load average {results['load_before']:.1f} before, "
              f"{results['load_after']:.1f} after: wall time far above CPU time means "
