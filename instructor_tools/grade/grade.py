@@ -103,7 +103,7 @@ class Options:
 def grader_digest():
     """sha256 of the files that decide verdicts: a changed test re-grades everything."""
     digest = hashlib.sha256()
-    for path in (HERE / "worker.py", HERE / "hidden" / "tests.py",
+    for path in (HERE / "worker.py", HERE / "nbval_guard.py", HERE / "hidden" / "tests.py",
                  HERE / "hidden" / "reference.py", SELF_CHECK, SANITIZER):
         if path.is_file():
             digest.update(path.read_bytes())
@@ -228,6 +228,7 @@ def _prepare_dirs(work, sub, opts, uid):
     course = work / "course"
     course.mkdir()
     shutil.copy2(HERE / "worker.py", course / "worker.py")
+    shutil.copy2(HERE / "nbval_guard.py", course / "nbval_guard.py")
     if SELF_CHECK.is_file():
         shutil.copy2(SELF_CHECK, course / "check.py")
     if SANITIZER.is_file():
@@ -335,36 +336,46 @@ def score_items(verdicts, rubric, checks):
 
 
 def run_notebook(work, sub, name, report, opts):
-    """Re-execute one notebook under nbval in the sandbox; a dict for the result."""
-    mounts = _mounts(work, sub, opts.datasets)
+    """Re-execute one notebook under nbval in the sandbox; a dict for the result.
+
+    nbval's junit report is written to a file descriptor the grader passes in (an unnamed
+    file, never visible in the sandbox's file system); the pytest process is made
+    non-dumpable (nbval_guard.py), so the student's kernel cannot rewrite the report.
+    """
+    # No writable /out here: the report travels through the passed descriptor only.
+    mounts = [m for m in _mounts(work, sub, opts.datasets) if m.inside != "/out"]
     sb = opts.sandbox
     at = {m.inside: sb.path(m) for m in mounts}
-    stem = Path(name).stem
-    junit = f"{at['/out']}/nbval-{stem}.xml"
-    argv = [opts.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
-            "--color=no", "--nbval", "--nbval-current-env",
-            "--nbval-cell-timeout", str(int(opts.notebook_limits.wall_seconds)),
-            f"--junitxml={junit}", "-o", "junit_logging=no", "--rootdir", at["/sub"]]
-    if (work / "course" / "nbval_sanitize.cfg").is_file():
-        argv += ["--nbval-sanitize-with", f"{at['/course']}/nbval_sanitize.cfg"]
-    argv.append(f"{at['/sub']}/{name}")
     env = dict(BASE_ENV)
     if sb.kind != "bwrap":
-        tmp = work / f"tmp-{stem}"
+        tmp = work / f"tmp-{Path(name).stem}"
         tmp.mkdir(exist_ok=True)
         tmp.chmod(0o1777)
         env = {k: (v.replace("/tmp", str(tmp)) if v.startswith("/tmp") else v)
                for k, v in env.items()}
     env["PATH"] = f"{Path(opts.python).parent}:/usr/bin:/bin"
-    env["PYTHONPATH"] = at["/sub"]
-    run = sb.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.notebook_limits)
-    result = {"name": name, "seconds": round(run.seconds, 1), "cells_run": 0, "differ": []}
-    xml = work / "out" / f"nbval-{stem}.xml"
+    env["PYTHONPATH"] = f"{at['/course']}:{at['/sub']}"
+    result = {"name": name, "seconds": 0.0, "cells_run": 0, "differ": []}
+    with tempfile.TemporaryFile(dir=work) as junit:
+        os.fchmod(junit.fileno(), 0o666)  # reopened through /proc/self/fd by the sandbox uid
+        argv = [opts.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+                "-p", "nbval_guard", "--color=no", "--nbval", "--nbval-current-env",
+                "--nbval-cell-timeout", str(int(opts.notebook_limits.wall_seconds)),
+                f"--junitxml=/proc/self/fd/{junit.fileno()}", "-o", "junit_logging=no",
+                "--rootdir", at["/sub"]]
+        if (work / "course" / "nbval_sanitize.cfg").is_file():
+            argv += ["--nbval-sanitize-with", f"{at['/course']}/nbval_sanitize.cfg"]
+        argv.append(f"{at['/sub']}/{name}")
+        run = sb.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.notebook_limits,
+                     pass_fds=(junit.fileno(),))
+        junit.seek(0)
+        xml = junit.read(MAX_LOG_BYTES)
+    result["seconds"] = round(run.seconds, 1)
     if run.timed_out:
         result["status"] = f"timeout after {opts.notebook_limits.wall_seconds:g} s"
     try:
         cells_run, differ = notebooks.parse_junit(xml, report)
-    except (OSError, Exception) as exc:  # missing or forged XML
+    except Exception as exc:  # missing, truncated or forged XML
         result.setdefault("status", f"no nbval report ({type(exc).__name__}); "
                                     f"{run.stderr.strip()[-300:] or run.stdout.strip()[-300:]}")
         return result

@@ -181,13 +181,13 @@ def runnable_copy(path, dest):
     return changed
 
 
-def parse_junit(xml_path, report):
+def parse_junit(xml, report):
     """(cells run, [(cell label, first line of nbval's message)]) from nbval's junit XML.
 
-    nbval names test cases 'Cell K' with K counting code cells from 0; report.code_cells
-    maps K to the notebook's cell number.
+    xml: the report's bytes. nbval names test cases 'Cell K' with K counting code cells
+    from 0; report.code_cells maps K to the notebook's cell number.
     """
-    root = ET.parse(xml_path).getroot()
+    root = ET.fromstring(xml)
     run, differ = 0, []
     for case in root.iter("testcase"):
         match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))

@@ -211,7 +211,7 @@ class Sandbox:
                     *[f"{k}={v}" for k, v in env.items()]] + list(argv)
         return lim + drop + ["env", "-i", *[f"{k}={v}" for k, v in env.items()]] + list(argv)
 
-    def run(self, argv, mounts, cwd, env, limits, host_cwd=None):
+    def run(self, argv, mounts, cwd, env, limits, host_cwd=None, pass_fds=()):
         """Run argv sandboxed; kill its process group at the wall-clock limit.
 
         mounts: list of Mount (host folder -> path inside). With kind 'bwrap' the paths
@@ -226,6 +226,7 @@ class Sandbox:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
                 cwd=host_cwd or (cwd if self.kind != "bwrap" else "/"), start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
             timed_out = False
             try:

@@ -656,3 +656,22 @@ def test_private_tmp_is_size_capped(tmp_path):
                       env={"PATH": "/usr/bin"},
                       limits=Limits(wall_seconds=30, tmp_bytes=8 * 2**20))
     assert "stopped" in run.stdout and int(run.stdout.split()[1]) < 9, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_kernel_cannot_reach_the_nbval_report(tmp_path, solution):
+    """The student's kernel tries to open every file descriptor of pytest (the report's
+    among them); the cell prints how many it opened, and the stored output says 0."""
+    tamper = ("import glob, os\nopened = 0\n"
+              "for fd in glob.glob(f'/proc/{os.getppid()}/fd/*'):\n"
+              "    try:\n        open(fd, 'a').close()\n        opened += 1\n"
+              "    except OSError:\n        pass\n"
+              "try:\n    open(f'/proc/{os.getppid()}/mem', 'rb').close()\n    opened += 1\n"
+              "except OSError:\n    pass\nprint('opened', opened)")
+    bn = [(tamper, "opened 0\n", ()),
+          ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ())]  # forged
+    result = _reexec(tmp_path, solution, bn)
+    differ = dict(result["notebooks"][0]["reexec"]["differ"])
+    assert "cell 2" not in differ, differ["cell 2"]  # nothing of pytest's was reachable
+    assert "cell 3" in differ
