@@ -47,7 +47,7 @@ def render(result):
     if not result["items"]:
         parts.append("<p>No item could be graded: the code was not run "
                      f"({_e(result.get('status_text', result['status']))}).</p>")
-    else:
+    if result["items"]:
         parts.append("<table><tr><th>item</th><th>points</th><th>result</th>"
                      "<th>what was checked / why it failed</th></tr>")
         for item in result["items"]:

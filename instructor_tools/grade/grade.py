@@ -436,6 +436,11 @@ def grade_one(zip_path, opts):
     finally:
         if not opts.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+    if not result["items"]:
+        # Nothing ran: every item is still listed, with 0 points and the reason.
+        why = f"not run: {STATUS_TEXT[result['status']]}"
+        verdicts = {t: (False, why) for t in opts.rubric.tests}
+        result["items"], result["score"] = score_items(verdicts, opts.rubric, {})
     result["seconds"] = round(time.monotonic() - start, 2)
     result["status_text"] = STATUS_TEXT[result["status"]]
     write_json_atomic(results_path, result)

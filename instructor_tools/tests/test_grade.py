@@ -174,6 +174,12 @@ def test_corrupt_zip(tmp_path):
     path.write_bytes(b"PK\x03\x04 this is not a zip" * 10)
     result = grading.grade_one(path, options(tmp_path / "out"))
     assert result["status"] == "corrupt_zip" and result["score"] == 0
+    # The feedback still lists every graded item, with 0 points and why.
+    assert [i["id"] for i in result["items"]] == [i.id for i in RUBRIC.items]
+    assert all(i["earned"] == 0 and "not run" in i["tests"][0]["message"]
+               for i in result["items"])
+    page = (tmp_path / "out" / "feedback" / "junk.html").read_text(encoding="utf-8")
+    assert all(i.title.replace("'", "&#x27;") in page for i in RUBRIC.items)
 
 
 def test_truncated_zip(tmp_path, solution):
