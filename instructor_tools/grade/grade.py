@@ -391,6 +391,100 @@ def run_notebook(work, sub, name, report, opts):
 # ---------------------------------------------------------------------------
 
 
+def _read_worker_report(result, records, run, opts):
+    """Fill attempts, monkeypatches, self-check hints and the status from the worker's log
+    and how its process ended; returns the import record (None if it never got there)."""
+    imported = next((r for r in records if r.get("event") == "import"), None)
+    report = next((r for r in records if r.get("event") == "report"), {})
+    done = any(r.get("event") == "done" for r in records)
+    attempts = [a for a in report.get("attempts", []) if isinstance(a, dict)][:50]
+    result["attempts"] = [{"kind": str(a.get("kind", ""))[:40],
+                           "detail": str(a.get("detail", ""))[:300]} for a in attempts]
+    result["monkeypatched"] = [str(m)[:100] for m in report.get("monkeypatched", [])][:30]
+    result["checks"] = {str(r["check"]): {"passed": bool(r.get("passed")),
+                                          "hint": str(r.get("hint", ""))[:1000]}
+                        for r in records if isinstance(r.get("check"), str)}
+
+    kinds = {a["kind"] for a in result["attempts"]}
+    if imported is None:
+        if run.timed_out:
+            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
+                                           f"wall time")
+        elif run.cpu_limit:
+            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
+        else:
+            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
+                        _death(run))
+    elif imported.get("ok") is not True:
+        status = _classify_import(imported)
+        if "network" in kinds:
+            status = "network_attempt"
+        elif "read_outside" in kinds and status == "import_error":
+            status = "forbidden_read"
+        elif "write_outside" in kinds and status == "import_error":
+            status = "write_outside"
+        _set_status(result, status, str(imported.get("error", ""))[:500])
+    elif not done:
+        if run.timed_out:
+            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
+                                           f"wall time; tests not finished score 0")
+        elif run.cpu_limit:
+            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
+        elif run.signal == 9:
+            _set_status(result, "memory_limit", "killed (out of memory?)")
+        else:
+            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
+                        _death(run))
+    op_errors = [r for r in records if isinstance(r.get("op"), str) and r.get("ok") is False]
+    if any(r.get("error_type") == "Timeout" for r in op_errors):
+        _set_status(result, "timeout", "a test ran past its time limit")
+    if any(r.get("error_type") == "MemoryError" for r in op_errors):
+        _set_status(result, "memory_limit", "a test ran out of memory")
+    if any(r.get("error_type") == "BlockingIOError" for r in op_errors):
+        _set_status(result, "process_limit", "a test hit the process limit")
+    for kind, status in (("network", "network_attempt"), ("read_outside", "forbidden_read"),
+                         ("write_outside", "write_outside")):
+        if kind in kinds:
+            first = next(a["detail"] for a in result["attempts"] if a["kind"] == kind)
+            _set_status(result, status, first)
+    if result["monkeypatched"]:
+        _set_status(result, "monkeypatch", "replaced: " + ", ".join(result["monkeypatched"][:5]))
+
+    return imported
+
+
+def _reexecute_notebooks(result, work, sub, reports, opts):
+    """Both notebooks under nbval at once; sets each notebook's reexec and
+    outputs_reproduce."""
+    runnable = [n for n in NOTEBOOK_NAMES if reports[n].readable]
+    for nb_name in runnable:
+        notebooks.runnable_copy(sub / nb_name, sub / nb_name)
+        (sub / nb_name).chmod(0o644)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {n: pool.submit(run_notebook, work, sub, n, reports[n], opts)
+                   for n in runnable}
+        for entry in result["notebooks"]:
+            if entry["name"] in futures:
+                entry["reexec"] = futures[entry["name"]].result()
+    states = [e["reexec"]["status"] if e["reexec"] else "missing" for e in result["notebooks"]]
+    never = [e["name"] for e in result["notebooks"] if e["never_run"]]
+    if all(s == "reproduces" for s in states) and not never:
+        result["outputs_reproduce"] = "yes"
+    else:
+        parts = []
+        for entry in result["notebooks"]:
+            rx = entry["reexec"]
+            if rx is None:
+                parts.append(f"{entry['name']}: not run")
+            elif rx["differ"]:
+                parts.append(f"{entry['name']}: {len(rx['differ'])} cell(s) differ")
+            elif rx["status"] != "reproduces":
+                parts.append(f"{entry['name']}: {rx['status'][:80]}")
+            if entry["never_run"]:
+                parts.append(f"{entry['name']}: never run")
+        result["outputs_reproduce"] = "no (" + "; ".join(parts) + ")"
+
+
 def _base_result(zip_path, name, sha, opts):
     return {
         "submission": name, "zip": Path(zip_path).name, "sha256": sha,
@@ -477,62 +571,7 @@ def _grade_into(result, zip_path, work, opts, uid):
     _prepare_dirs(work, sub, opts, uid)
     records, outputs, run, arrays = run_worker(work, sub, opts)
     result["worker_seconds"] = round(run.seconds, 2)
-    imported = next((r for r in records if r.get("event") == "import"), None)
-    report = next((r for r in records if r.get("event") == "report"), {})
-    done = any(r.get("event") == "done" for r in records)
-    attempts = [a for a in report.get("attempts", []) if isinstance(a, dict)][:50]
-    result["attempts"] = [{"kind": str(a.get("kind", ""))[:40],
-                           "detail": str(a.get("detail", ""))[:300]} for a in attempts]
-    result["monkeypatched"] = [str(m)[:100] for m in report.get("monkeypatched", [])][:30]
-    result["checks"] = {str(r["check"]): {"passed": bool(r.get("passed")),
-                                          "hint": str(r.get("hint", ""))[:1000]}
-                        for r in records if isinstance(r.get("check"), str)}
-
-    kinds = {a["kind"] for a in result["attempts"]}
-    if imported is None:
-        if run.timed_out:
-            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
-                                           f"wall time")
-        elif run.cpu_limit:
-            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
-        else:
-            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
-                        _death(run))
-    elif imported.get("ok") is not True:
-        status = _classify_import(imported)
-        if "network" in kinds:
-            status = "network_attempt"
-        elif "read_outside" in kinds and status == "import_error":
-            status = "forbidden_read"
-        elif "write_outside" in kinds and status == "import_error":
-            status = "write_outside"
-        _set_status(result, status, str(imported.get("error", ""))[:500])
-    elif not done:
-        if run.timed_out:
-            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
-                                           f"wall time; tests not finished score 0")
-        elif run.cpu_limit:
-            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
-        elif run.signal == 9:
-            _set_status(result, "memory_limit", "killed (out of memory?)")
-        else:
-            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
-                        _death(run))
-    op_errors = [r for r in records if isinstance(r.get("op"), str) and r.get("ok") is False]
-    if any(r.get("error_type") == "Timeout" for r in op_errors):
-        _set_status(result, "timeout", "a test ran past its time limit")
-    if any(r.get("error_type") == "MemoryError" for r in op_errors):
-        _set_status(result, "memory_limit", "a test ran out of memory")
-    if any(r.get("error_type") == "BlockingIOError" for r in op_errors):
-        _set_status(result, "process_limit", "a test hit the process limit")
-    for kind, status in (("network", "network_attempt"), ("read_outside", "forbidden_read"),
-                         ("write_outside", "write_outside")):
-        if kind in kinds:
-            first = next(a["detail"] for a in result["attempts"] if a["kind"] == kind)
-            _set_status(result, status, first)
-    if result["monkeypatched"]:
-        _set_status(result, "monkeypatch", "replaced: " + ", ".join(result["monkeypatched"][:5]))
-
+    imported = _read_worker_report(result, records, run, opts)
     verdicts = judge_all(records, outputs, arrays, opts.rubric)
     result["items"], result["score"] = score_items(verdicts, opts.rubric, result["checks"])
 
@@ -542,30 +581,4 @@ def _grade_into(result, zip_path, work, opts, uid):
     if imported is None or imported.get("ok") is not True:
         result["outputs_reproduce"] = "not checked (the package does not import)"
         return
-    runnable = [n for n in NOTEBOOK_NAMES if reports[n].readable]
-    for nb_name in runnable:
-        notebooks.runnable_copy(sub / nb_name, sub / nb_name)
-        (sub / nb_name).chmod(0o644)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {n: pool.submit(run_notebook, work, sub, n, reports[n], opts)
-                   for n in runnable}
-        for entry in result["notebooks"]:
-            if entry["name"] in futures:
-                entry["reexec"] = futures[entry["name"]].result()
-    states = [e["reexec"]["status"] if e["reexec"] else "missing" for e in result["notebooks"]]
-    never = [e["name"] for e in result["notebooks"] if e["never_run"]]
-    if all(s == "reproduces" for s in states) and not never:
-        result["outputs_reproduce"] = "yes"
-    else:
-        parts = []
-        for entry in result["notebooks"]:
-            rx = entry["reexec"]
-            if rx is None:
-                parts.append(f"{entry['name']}: not run")
-            elif rx["differ"]:
-                parts.append(f"{entry['name']}: {len(rx['differ'])} cell(s) differ")
-            elif rx["status"] != "reproduces":
-                parts.append(f"{entry['name']}: {rx['status'][:80]}")
-            if entry["never_run"]:
-                parts.append(f"{entry['name']}: never run")
-        result["outputs_reproduce"] = "no (" + "; ".join(parts) + ")"
+    _reexecute_notebooks(result, work, sub, reports, opts)
