@@ -681,3 +681,32 @@ def test_kernel_cannot_reach_the_nbval_report(tmp_path, solution):
     differ = dict(result["notebooks"][0]["reexec"]["differ"])
     assert "cell 2" not in differ, differ["cell 2"]  # nothing of pytest's was reachable
     assert "cell 3" in differ
+
+
+def _stub_regions(text):
+    """Every solution region replaced by a NotImplementedError, as in the student release."""
+    from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        begin = SOLUTION_BEGIN_RE.match(line)
+        if begin:
+            out.append(f"{begin.group('indent')}raise NotImplementedError('stub')\n")
+            skipping = True
+        elif SOLUTION_END_RE.match(line):
+            skipping = False
+        elif not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+def test_unimplemented_release_scores_nothing(tmp_path, solution):
+    files = dict(solution)
+    for path in ("cs231n/layers.py", "cs231n/classifiers/fc_net.py"):
+        files[path] = _stub_regions(files[path].decode()).encode()
+        assert b"NotImplementedError('stub')" in files[path]
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "ok" and result["score"] == 0
+    assert not any(item["passed"] for item in result["items"])
+    # Given code (dropout's test mode, a network without normalization) still works.
+    messages = [t["message"] for i in result["items"] for t in i["tests"] if not t["passed"]]
+    assert all("NotImplementedError" in m for m in messages), messages
