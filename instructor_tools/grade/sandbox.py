@@ -114,9 +114,9 @@ def describe(kind):
     return {
         "bwrap": "bubblewrap: no network, private /tmp, read-only code, instructor files absent",
         "unshare": "FALLBACK unshare -n: no network, but the host file system is visible "
-                   "(bubblewrap missing)",
+                   "(bubblewrap missing, or the grader not run as root)",
         "none": "FALLBACK no namespaces: rlimits only, network and host files reachable "
-                "(neither bubblewrap nor unshare usable)",
+                "(neither bubblewrap as root nor unshare usable)",
     }[kind]
 
 
