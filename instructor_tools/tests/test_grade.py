@@ -4,13 +4,10 @@ every bad submission gets a row and a clear status, nothing the student computes
 Each submission here is built from this repository's solution tree (grade_fixtures.py);
 no student is needed. Limits are short so that the hostile cases stay fast.
 """
-import atexit
 import csv
 import json
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -44,15 +41,17 @@ needs_bwrap = pytest.mark.skipif(KIND != "bwrap", reason="needs bubblewrap as ro
 _COURSE = {}
 
 
-def course_notebooks():
+@pytest.fixture(scope="module", autouse=True)
+def _course_folder(tmp_path_factory):
     """A folder with the committed notebooks: the questions the fixtures' answers match."""
-    if "dir" not in _COURSE:
-        folder = Path(tempfile.mkdtemp(prefix="grade-course-"))
-        for name, data in solution_files().items():
-            if name.endswith(".ipynb"):
-                (folder / name).write_bytes(data)
-        atexit.register(shutil.rmtree, folder, True)
-        _COURSE["dir"] = folder
+    folder = tmp_path_factory.mktemp("course")
+    for name, data in solution_files().items():
+        if name.endswith(".ipynb"):
+            (folder / name).write_bytes(data)
+    _COURSE["dir"] = folder
+
+
+def course_notebooks():
     return _COURSE["dir"]
 
 
