@@ -45,7 +45,7 @@ MAX_LOG_BYTES = 2 * 2**20
 
 # The environment of every sandboxed command: the Makefile's, so notebook outputs match.
 BASE_ENV = {
-    "HOME": "/tmp/home", "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython",
+    "TMPDIR": "/tmp/scratch", "HOME": "/tmp/home", "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython",
     "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime", "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
     "JUPYTER_CONFIG_DIR": "/tmp/jupyter-config", "XDG_CACHE_HOME": "/tmp/cache",
     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",

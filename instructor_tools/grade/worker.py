@@ -83,6 +83,11 @@ def _record(kind, detail):
         events.append({"kind": kind, "detail": str(detail)[:300]})
 
 
+# Environment variables naming the sandbox's private scratch folders (set by grade.BASE_ENV).
+_SCRATCH_VARS = ("TMPDIR", "HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR",
+                 "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "XDG_CACHE_HOME")
+
+
 def _under(path, roots):
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
@@ -387,9 +392,15 @@ def main(argv=None):
 
     prefixes = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
                                                       os.path.dirname(np.__file__))})
-    _state["allowed_write"] = ("/tmp", "/dev/null", _state["out"])
+    # Only the scratch folders the grader named in the environment count as the student's
+    # own, not /tmp as a whole: the host folders hidden from the sandbox (the project, the
+    # hidden tests, pytest's tmp_path) may themselves lie under /tmp.
+    scratch = tuple(os.path.abspath(os.environ[k]) for k in _SCRATCH_VARS if os.environ.get(k))
+    for folder in scratch:
+        os.makedirs(folder, exist_ok=True)
+    _state["allowed_write"] = (*scratch, "/dev/null", _state["out"])
     _state["allowed_read"] = (root, *prefixes, "/usr", "/proc", "/sys", "/dev", "/etc",
-                              "/tmp", os.path.dirname(os.path.realpath(args.spec)),
+                              *scratch, os.path.dirname(os.path.realpath(args.spec)),
                               os.path.dirname(os.path.realpath(__file__)),
                               *(spec.get("allowed_read") or []))
     snapshot = _snapshot()
