@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK_TARGETS_S = {"BatchNormalization.ipynb": 120.0, "Dropout.ipynb": 60.0}
+# Issue targets on the 2-core machine (float64 training since the outputs must hold on any CPU).
+NOTEBOOK_TARGETS_S = {"BatchNormalization.ipynb": 90.0, "Dropout.ipynb": 20.0}
 
 
 def makefile_exports(makefile=ROOT / "Makefile"):
