@@ -263,7 +263,7 @@ def test_interleaved_medians_times_every_function_in_every_round():
 def test_notebook_rows_take_the_median_time_and_the_largest_memory(monkeypatch, tmp_path):
     (tmp_path / "BatchNormalization.ipynb").write_text("{}")
     (tmp_path / "Dropout.ipynb").write_text("{}")
-    runs = {"BatchNormalization.ipynb": iter([(130.0, 400), (100.0, 420), (110.0, 390)]),
+    runs = {"BatchNormalization.ipynb": iter([(95.0, 400), (70.0, 420), (80.0, 390)]),
             "Dropout.ipynb": iter([RuntimeError("Dropout.ipynb failed (exit 1):\nboom")])}
 
     def fake_run(path, env):
@@ -276,8 +276,8 @@ def test_notebook_rows_take_the_median_time_and_the_largest_memory(monkeypatch, 
     monkeypatch.setattr(bench.notebook_run, "run", fake_run)
     bn, dropout = bench.time_notebooks(3, lambda message: None)
 
-    assert bn == {"notebook": "BatchNormalization.ipynb", "target_s": 120.0, "runs": 3,
-                  "wall_s": 110.0, "peak_rss_mib": 420, "met": True, "error": None}
+    assert bn == {"notebook": "BatchNormalization.ipynb", "target_s": 90.0, "runs": 3,
+                  "wall_s": 80.0, "peak_rss_mib": 420, "met": True, "error": None}
     assert dropout["wall_s"] is None and dropout["met"] is None
     assert dropout["error"].endswith("boom")
     header, body = bench.notebook_table([bn, dropout])
