@@ -5,8 +5,10 @@
 #   make test        unit tests + both notebooks under nbval (output comparison)
 #   make lab         open both notebooks in JupyterLab (options: make lab LAB_ARGS="--port 8899")
 #   make check       self-check of the pieces you implemented (python -m cs231n.check)
+#   make test-notebooks  the notebooks alone under nbval (CI repeats it under another BLAS kernel)
 #   make release     instructors: the student version in release/ and a zip
-#   make bench       speed and memory benchmark
+#   make grade       instructors: grade SUBMISSIONS=<folder of zips> into OUT=<folder>
+#   make bench       instructors: speed and memory benchmark
 #
 # Offline: CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz make test
 
@@ -24,7 +26,7 @@ MADE_BY_MAKE := $(VENV)/.made-by-make
 NOTEBOOKS := BatchNormalization.ipynb Dropout.ipynb
 
 # One BLAS thread: the networks here are small, so threads cost more than they give,
-# and the printed float32 digits do not depend on how many cores a machine has.
+# and the printed digits do not depend on how many cores a machine has.
 export OMP_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
