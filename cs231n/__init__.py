@@ -10,6 +10,6 @@ Modules, one job each:
 - ``data_utils``      loading CIFAR-10
 - ``check``           the self-check: ``python -m cs231n.check``
 
-The tools beside this package are not part of a student's work: ``student_tools``
-(installing CIFAR-10, packing a submission) and ``instructor_tools`` (release, grading).
+The tools beside this package, ``student_tools`` (installing CIFAR-10, packing a
+submission), are not part of a student's work.
 """

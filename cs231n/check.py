@@ -31,8 +31,8 @@ file ships in the student release. The properties, for x: (N, D):
   gamma * z + beta and leaves the running statistics alone.
 - layer norm: the same per example (axis 1); examples never influence each other.
 - dropout (p = KEEP probability): the kept fraction is about p, kept units are x / p,
-  test mode is the identity; in train mode dx and dout relate through the forward
-  pass's own mask (dx * x equals dout * out elementwise), in test mode dx is dout.
+  test mode is the identity; the backward pass is checked against the forward pass it
+  belongs to (the same mask), in test mode dx is dout.
 - backward passes and the network: analytic gradients against centred differences
   in float64 with a random upstream gradient; the L2 term adds 0.5 * reg * sum(W**2).
 

@@ -524,7 +524,7 @@ def dropout_forward(x, dropout_param):
     1 / p, or dropped (set to 0) with probability 1 - p; so E[out] = x. Draw the
     decisions from uniforms in [0, 1) in float64 whatever x's dtype, so that a seed
     keeps the same units for float32 and float64 x.
-    Test mode: out = x (the 1 / p scaling at train time already matched the expectations).
+    Test mode: out = x.
 
     Returns (out, cache):
     - out: x's shape and dtype

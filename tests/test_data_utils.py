@@ -1,7 +1,7 @@
 """Tests of the CIFAR-10 loaders and the restricted unpickler (cs231n/data_utils.py).
 
-Most tests use small synthetic batch directories (tests/cifar_archives.py); the real
-sample is covered by test_cifar10_setup.py, which installs it and loads it.
+Most tests use small synthetic batch directories (tests/cifar_archives.py); installing and
+loading the real data set is covered by the course's tests of the installer.
 """
 import pickle
 import warnings
