@@ -115,7 +115,7 @@ release: instructors-only $(STAMP)
 	$(BIN)/python -m instructor_tools.release
 
 bench: instructors-only data
-	$(BIN)/python instructor_tools/benchmarks/bench.py
+	$(BIN)/python -m instructor_tools.benchmarks.bench
 
 # Instructors: grade a folder of submission zips (see python -m instructor_tools.grade --help).
 grade: instructors-only data

@@ -1,8 +1,10 @@
 """Speed and memory benchmark of the layers, the training iteration and the notebooks.
 
     make bench                                   # the full run (2-3 minutes here)
-    .venv/bin/python instructor_tools/benchmarks/bench.py --no-notebooks --markdown results.md
-    .venv/bin/python instructor_tools/benchmarks/bench.py --quick # tiny shapes, no notebooks: a smoke test
+    .venv/bin/python -m instructor_tools.benchmarks.bench --no-notebooks --markdown results.md
+    .venv/bin/python -m instructor_tools.benchmarks.bench --quick  # tiny shapes, no notebooks: a smoke test
+
+(from the project root, so that the package instructor_tools is found).
 
 In one process: the numerical checks (numpy staged vs simplified batch-norm backward,
 numpy vs PyTorch outputs and gradients, the training step vs torch.nn + torch.optim.Adam)
@@ -48,7 +50,10 @@ def apply_makefile_env():
     changed = [k for k, v in exports.items() if os.environ.get(k) != v]
     os.environ.update(exports)
     if any(k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_")) for k in changed):
-        os.execv(sys.executable, [sys.executable, *sys.argv])
+        # Re-run as a module (sys.argv[0] is this file's path under -m, which would lose
+        # the package); the working directory, hence the package's location, is kept.
+        os.execv(sys.executable,
+                 [sys.executable, "-m", "instructor_tools.benchmarks.bench", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
@@ -56,11 +61,11 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402  (after the environment is set)
 
-import layer_cases  # noqa: E402
-import notebook_run  # noqa: E402
-import timing  # noqa: E402
-import train_case  # noqa: E402
-from layer_cases import BenchmarkError  # noqa: E402
+from instructor_tools.benchmarks import layer_cases  # noqa: E402
+from instructor_tools.benchmarks import notebook_run  # noqa: E402
+from instructor_tools.benchmarks import timing  # noqa: E402
+from instructor_tools.benchmarks import train_case  # noqa: E402
+from instructor_tools.benchmarks.layer_cases import BenchmarkError  # noqa: E402
 
 NOTEBOOK_SHAPES = [(50, 100), (200, 50), (500, 500)]
 LARGE_SHAPES = [(64, 3072), (4096, 1024), (65536, 64)]
@@ -381,7 +386,8 @@ def main(argv=None):
 
     print(report(results, "text"))
     if not (args.quick or args.no_grading):
-        import grade_bench  # beside this file: seconds and memory per graded submission
+        # Seconds and memory per graded submission (imported only when grading is timed).
+        from instructor_tools.benchmarks import grade_bench
 
         log("grading one submission built from this tree (grade_bench.py) ...")
         print("\n" + grade_bench.report(grade_bench.run(1, not args.no_notebooks, 1, log)))

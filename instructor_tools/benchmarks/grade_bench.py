@@ -1,7 +1,7 @@
 """Seconds and peak memory per graded submission, notebooks re-executed included.
 
-    python instructor_tools/benchmarks/grade_bench.py [--submissions N] [--no-notebooks]
-        [--jobs J] [--markdown PATH]
+    python -m instructor_tools.benchmarks.grade_bench [--submissions N] [--no-notebooks]
+        [--jobs J] [--markdown PATH]          (from the project root)
 
 Builds N submission zips from this repository's solution tree (the packer of
 student_tools.submission, without the PDF), then grades them with
@@ -190,5 +190,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(PROJECT))
     sys.exit(main())

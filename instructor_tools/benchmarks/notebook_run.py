@@ -1,6 +1,6 @@
 """End-to-end execution time and peak memory of a notebook, run on a temporary copy.
 
-    python instructor_tools/benchmarks/notebook_run.py NOTEBOOK_COPY      (used by bench.py)
+    python -m instructor_tools.benchmarks.notebook_run NOTEBOOK_COPY      (used by bench.py)
 
 The committed notebook is never touched: ``run`` copies it into a temporary directory and
 executes the copy in a child process, which starts the kernel (in that directory) as ITS
@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 1800  # per cell, as `make notebooks`
 
 
@@ -28,9 +29,11 @@ def run(notebook, env):
     """
     with tempfile.TemporaryDirectory(prefix="bench-notebook-") as tmp:
         copy = Path(shutil.copy(notebook, tmp))
+        # The child runs this module with -m from the project root (so it finds the
+        # package); the kernel it starts still works in tmp (the path given to nbclient).
         proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), str(copy)],
-            env=env, cwd=tmp, capture_output=True, text=True,
+            [sys.executable, "-m", "instructor_tools.benchmarks.notebook_run", str(copy)],
+            env=env, cwd=PROJECT, capture_output=True, text=True,
         )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])

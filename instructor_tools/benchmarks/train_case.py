@@ -12,7 +12,7 @@ import numpy as np
 from cs231n import optim
 from cs231n.classifiers.fc_net import FullyConnectedNet
 
-from layer_cases import BenchmarkError, assert_close
+from instructor_tools.benchmarks.layer_cases import BenchmarkError, assert_close
 
 HIDDEN_DIMS = [100] * 5
 INPUT_SHAPE = (3, 32, 32)

@@ -1,4 +1,4 @@
-"""The benchmark (instructor_tools/benchmarks/bench.py) keeps working: its correctness checks stop it on
+"""The benchmark (instructor_tools.benchmarks.bench) keeps working: its correctness checks stop it on
 a wrong layer before anything is timed, and a tiny timing pass (--quick) produces the
 documented structure. Times are never asserted: they depend on the machine and its load.
 """
@@ -14,14 +14,9 @@ import pytest
 
 import cs231n.layers
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH_DIR = ROOT / "instructor_tools" / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
+from instructor_tools.benchmarks import bench, layer_cases, notebook_run, timing
 
-import bench  # noqa: E402
-import layer_cases  # noqa: E402
-import notebook_run  # noqa: E402
-import timing  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 try:
     import torch
@@ -39,8 +34,8 @@ def run_quick(tmp_path, *extra):
     NotImplementedError that stopped it (see unwrap)."""
     out_json, out_md = tmp_path / "results.json", tmp_path / "results.md"
     proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "bench.py"), "--quick", "--json", str(out_json),
-         "--markdown", str(out_md), *extra],
+        [sys.executable, "-m", "instructor_tools.benchmarks.bench", "--quick",
+         "--json", str(out_json), "--markdown", str(out_md), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     if proc.returncode == 2 and "NotImplementedError" in proc.stderr:

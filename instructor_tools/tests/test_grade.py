@@ -626,9 +626,7 @@ def test_fallback_isolation_is_reported(tmp_path, solution, kind):
 
 
 def test_grade_bench_reports_seconds_and_memory_per_submission():
-    import sys
-    sys.path.insert(0, str(PROJECT / "instructor_tools" / "benchmarks"))
-    import grade_bench
+    from instructor_tools.benchmarks import grade_bench
     results = grade_bench.run(count=2, notebooks=False, jobs=1, log=lambda m: None)
     assert [r["status"] for r in results["rows"]] == ["ok", "ok"]
     assert all(r["score"] == RUBRIC.max_score for r in results["rows"])
