@@ -29,6 +29,12 @@ its sandbox: as root, where it refuses to start sandboxed, it is started as the 
 the command says so. Without Chromium or MathJax the zip is still written, without the
 PDF, and the command says what to install (exit status 2).
 
+Where the PDF tools come from (see pdf_tools): ``--browser PATH`` / ``--mathjax PATH``, else
+the environment variables CS231N_BROWSER / CS231N_MATHJAX, else the usual places: Chrome,
+Chromium or Edge on PATH, in /Applications (macOS) or under Program Files (Windows);
+MathJax 2.7 from Debian's libjs-mathjax or the pip package jupyter-server-mathjax. A path
+given that is not what it should be stops the command at once (exit status 1).
+
 Your files are only read. Intermediate files live in a temporary directory; the zip is
 written to a temporary name and renamed into place, and an existing file of that name is
 replaced only if it is an earlier submission zip made by this command.
@@ -77,10 +83,35 @@ MANIFEST = "MANIFEST"
 # Written as the zip comment: marks a zip this command may replace.
 ZIP_COMMENT = b"cs231n submission (python -m student_tools.submission)"
 
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# The browser: any Chromium (Chromium, Google Chrome, Microsoft Edge). Looked for on PATH
+# under these names, then where each system's installers put it (_usual_browser_paths).
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
+                 "chrome", "microsoft-edge", "microsoft-edge-stable", "msedge")
+# MathJax 2.7 (not 3: it has no MathJax.js), read from files, never from the web: Debian's
+# libjs-mathjax (Fedora's mathjax too), Arch's mathjax2, or the PyPI package
+# jupyter-server-mathjax (MathJax 2.7.9 in jupyter_server_mathjax/static/).
 MATHJAX_JS = Path("/usr/share/javascript/mathjax/MathJax.js")
-MATHJAX_QUERY = "?config=TeX-AMS_CHTML-full,Safe"  # Safe: no \href javascript: in math
+MATHJAX_SYSTEM_PATHS = (MATHJAX_JS, Path("/usr/share/mathjax2/MathJax.js"),
+                        Path("/usr/share/mathjax/MathJax.js"))
+MATHJAX_PIP_PACKAGE = "jupyter_server_mathjax"
+MATHJAX_PIP_INSTALL = "python -m pip install jupyter-server-mathjax==0.2.6"
+# The MathJax configuration file loaded, in order of preference, with Safe (no \href
+# javascript: in math). Debian's full build has the first; jupyter-server-mathjax ships a
+# trimmed build with only the second (HTML-CSS output and its STIX-Web fonts).
+MATHJAX_CONFIGS = ("TeX-AMS_CHTML-full", "TeX-AMS-MML_HTMLorMML-full")
+MATHJAX_QUERY = f"?config={MATHJAX_CONFIGS[0]},Safe"
 INSTALL_HINT = "sudo apt-get install chromium libjs-mathjax"
+# Options can also come from the environment (collectSubmission.sh passes its arguments on,
+# but a course may set these once for everyone).
+BROWSER_ENV = "CS231N_BROWSER"
+MATHJAX_ENV = "CS231N_MATHJAX"
+# What to install where, for the message when either is missing.
+PDF_TOOLS_HINT = (
+    f"Debian/Ubuntu: `{INSTALL_HINT}`; macOS: install Google Chrome or Microsoft Edge, then "
+    f"`{MATHJAX_PIP_INSTALL}`; Windows: Microsoft Edge is already there, run "
+    f"`{MATHJAX_PIP_INSTALL}`. A browser or MathJax 2.7 elsewhere: name it with "
+    f"--browser PATH or --mathjax PATH (or set {BROWSER_ENV} / {MATHJAX_ENV})"
+)
 # nbconvert's own rules are specific (.jp-OutputArea-output pre, ...), hence !important.
 # Code is wrapped rather than cut off at the page edge.
 _PRINT_CSS = (
@@ -487,7 +518,9 @@ CONTENT_SECURITY_POLICY = (
 )
 # nbconvert's MathJax settings (its HTML template), given as an object before MathJax.js
 # loads: MathJax evaluates its inline text/x-mathjax-config script with eval, which the
-# policy above forbids.
+# policy above forbids. "HTML-CSS" serves jupyter-server-mathjax's build, whose only output
+# is HTML-CSS and whose only fonts are STIX-Web (without these settings it falls back to
+# the system's fonts and prints broken accents and roots); CommonHTML serves the others.
 MATHJAX_CONFIG_JS = """window.MathJax = {
   TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
   tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
@@ -495,7 +528,9 @@ MATHJAX_CONFIG_JS = """window.MathJax = {
             processEscapes: true, processEnvironments: true},
   displayAlign: "center",
   messageStyle: "none",
-  CommonHTML: {linebreaks: {automatic: true}}
+  CommonHTML: {linebreaks: {automatic: true}},
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web",
+               imageFont: null, linebreaks: {automatic: true}}
 };
 """
 MATHJAX_CONFIG_FILE = "mathjax-config.js"
@@ -562,7 +597,8 @@ def _lock_down(html, mathjax_js):
                                     "content": CONTENT_SECURITY_POLICY}),
         soup.new_tag("meta", attrs={"charset": "utf-8"}),
         soup.new_tag("script", attrs={"src": MATHJAX_CONFIG_FILE}),
-        soup.new_tag("script", attrs={"src": Path(mathjax_js).resolve().as_uri() + MATHJAX_QUERY}),
+        soup.new_tag("script", attrs={"src": Path(mathjax_js).resolve().as_uri()
+                                                + _mathjax_query(mathjax_js)}),
     ]
     for position, tag in enumerate(added):
         head.insert(position, tag)
@@ -712,10 +748,135 @@ def make_pdf(notebooks, workdir, browser, mathjax_js):
     return merged, len(PdfReader(merged).pages), notes
 
 
+def _usual_browser_paths(platform=None, environ=None, home=None):
+    """Where Chrome, Chromium and Edge are installed outside PATH, best first.
+
+    macOS: the .app bundles in /Applications and ~/Applications. Windows: under Program
+    Files (both) and, for a per-user install, LocalAppData. Elsewhere: nothing (Linux
+    installs them on PATH)."""
+    platform = sys.platform if platform is None else platform
+    environ = os.environ if environ is None else environ
+    home = Path.home() if home is None else Path(home)
+    if platform == "darwin":
+        apps = (("Google Chrome.app", "Google Chrome"), ("Chromium.app", "Chromium"),
+                ("Microsoft Edge.app", "Microsoft Edge"))
+        return [folder / app / "Contents" / "MacOS" / exe
+                for folder in (Path("/Applications"), home / "Applications")
+                for app, exe in apps]
+    if platform == "win32":
+        programs = ("Google/Chrome/Application/chrome.exe", "Chromium/Application/chrome.exe",
+                    "Microsoft/Edge/Application/msedge.exe")
+        roots = [environ.get(name) for name in ("PROGRAMFILES", "PROGRAMFILES(X86)",
+                                                "LOCALAPPDATA")]
+        return [Path(root, *rel.split("/")) for root in roots if root for rel in programs]
+    return []
+
+
+def _pip_mathjax():
+    """MathJax.js of the pip package jupyter-server-mathjax, if installed (not imported)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(MATHJAX_PIP_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "static" / "MathJax.js"
+
+
 def find_pdf_tools():
-    """(browser path or None, MathJax.js path or None)."""
+    """(browser path or None, MathJax.js path or None), looked for where they are usually
+    installed: see BROWSER_NAMES, _usual_browser_paths, MATHJAX_SYSTEM_PATHS, _pip_mathjax."""
     browser = next((shutil.which(n) for n in BROWSER_NAMES if shutil.which(n)), None)
-    return browser, (MATHJAX_JS if MATHJAX_JS.is_file() else None)
+    if browser is None:
+        browser = next((str(p) for p in _usual_browser_paths()
+                        if p.is_file() and os.access(p, os.X_OK)), None)
+    candidates = [*MATHJAX_SYSTEM_PATHS, _pip_mathjax()]
+    mathjax = next((p for p in candidates if p is not None and _mathjax_config(p)), None)
+    return browser, mathjax
+
+
+def _mathjax_config(mathjax_js):
+    """The first of MATHJAX_CONFIGS that the MathJax beside mathjax_js has, or None."""
+    mathjax_js = Path(mathjax_js)
+    if not mathjax_js.is_file():
+        return None
+    return next((name for name in MATHJAX_CONFIGS
+                 if (mathjax_js.parent / "config" / f"{name}.js").is_file()), None)
+
+
+def _mathjax_query(mathjax_js):
+    """The query that loads MathJax with the configuration it has (MATHJAX_QUERY when it
+    has none of MATHJAX_CONFIGS: then MathJax itself reports the missing file)."""
+    config = _mathjax_config(mathjax_js)
+    return MATHJAX_QUERY if config is None else f"?config={config},Safe"
+
+
+def _bad_path(option, value, expected, why):
+    return ValueError(f"{option} {value!r}: expected {expected}, but {why}")
+
+
+def check_browser_path(value, option="--browser"):
+    """The browser executable that value names, as a string; ValueError naming option if
+    it is not one. value: a path, a macOS .app bundle, or a command name on PATH."""
+    expected = "the path of a Chrome, Chromium or Edge executable"
+    path = Path(value).expanduser()
+    if path.suffix == ".app" and path.is_dir():  # macOS: the bundle's own executable
+        path = path / "Contents" / "MacOS" / path.stem
+    if not path.exists():
+        found = shutil.which(str(value)) if os.sep not in str(value) else None
+        if found:
+            return found
+        raise _bad_path(option, str(value), expected, "there is no such file")
+    if path.is_dir():
+        raise _bad_path(option, str(value), expected, "it is a folder")
+    if not os.access(path, os.X_OK):
+        raise _bad_path(option, str(value), expected, "it is not executable")
+    return str(path.resolve())
+
+
+def check_mathjax_path(value, option="--mathjax"):
+    """The MathJax.js that value names (the file or the folder holding it), as a Path;
+    ValueError naming option if it is not MathJax 2.7 with a usable configuration."""
+    expected = ("MathJax 2.7's MathJax.js, or the folder holding it and its config/ "
+                "folder")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        if not (path / "MathJax.js").is_file():
+            raise _bad_path(option, str(value), expected,
+                            "that folder has no MathJax.js (MathJax 3 has none: it must be "
+                            "MathJax 2.7)")
+        path = path / "MathJax.js"
+    if not path.exists():
+        raise _bad_path(option, str(value), expected, "there is no such file")
+    if path.name != "MathJax.js" or not path.is_file():
+        raise _bad_path(option, str(value), expected, f"it is {path.name!r}")
+    if _mathjax_config(path) is None:
+        wanted = " nor ".join(f"config/{name}.js" for name in MATHJAX_CONFIGS)
+        raise _bad_path(option, str(value), expected,
+                        f"its folder has neither {wanted}")
+    return path.resolve()
+
+
+def pdf_tools(browser=None, mathjax=None, environ=None):
+    """(browser, MathJax.js) for the PDF: each from its option if given, else from the
+    environment (BROWSER_ENV, MATHJAX_ENV), else found by find_pdf_tools (None where
+    nothing was found). An option or variable naming a wrong path raises ValueError."""
+    environ = os.environ if environ is None else environ
+    if browser is not None:
+        browser = check_browser_path(browser, "--browser")
+    elif environ.get(BROWSER_ENV):
+        browser = check_browser_path(environ[BROWSER_ENV], BROWSER_ENV)
+    if mathjax is not None:
+        mathjax = check_mathjax_path(mathjax, "--mathjax")
+    elif environ.get(MATHJAX_ENV):
+        mathjax = check_mathjax_path(environ[MATHJAX_ENV], MATHJAX_ENV)
+    if browser is None or mathjax is None:
+        found_browser, found_mathjax = find_pdf_tools()
+        browser = found_browser if browser is None else browser
+        mathjax = found_mathjax if mathjax is None else mathjax
+    return browser, mathjax
 
 
 # ---------------------------------------------------------------------------
@@ -767,12 +928,12 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
     if pdf:
         browser, mathjax_js = find_pdf_tools() if tools is None else tools
         if browser is None or mathjax_js is None:
-            missing = [what for what, have in (("a Chromium browser", browser),
-                                               (f"MathJax ({MATHJAX_JS})", mathjax_js))
-                       if have is None]
+            missing = [what for what, have in (
+                ("a Chromium browser", browser),
+                ("MathJax 2.7", mathjax_js)) if have is None]
             result.pdf_problem = (
-                f"no PDF: {' and '.join(missing)} not found; install them with "
-                f"`{INSTALL_HINT}` and run this again"
+                f"no PDF: {' and '.join(missing)} not found. To make it, install what is "
+                f"missing ({PDF_TOOLS_HINT}) and run this again"
             )
         else:
             with tempfile.TemporaryDirectory(prefix="cs231n-submission-") as workdir:
@@ -798,17 +959,31 @@ def main(argv=None):
         prog="python -m student_tools.submission",
         description="Check that both notebooks were run top to bottom without errors and "
         "that every answer is written, then pack the notebooks, your code and one PDF of "
-        "the notebooks into a zip. Exit status: 0 done, 1 refused (nothing written), "
-        "2 zip written without the PDF.",
+        "the notebooks into a zip. Exit status: 0 done, 1 refused or a wrong --browser/"
+        "--mathjax path (nothing written), 2 zip written without the PDF.",
     )
     parser.add_argument("--root", type=Path, default=Path("."),
                         help="project folder (default: the current folder)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"zip to write (default: ROOT/{DEFAULT_ZIP})")
     parser.add_argument("--no-pdf", action="store_true", help="do not make the PDF")
+    parser.add_argument("--browser", metavar="PATH", default=None,
+                        help="Chrome, Chromium or Edge to print the PDF with (default: "
+                        f"${BROWSER_ENV}, else looked for where it is usually installed)")
+    parser.add_argument("--mathjax", metavar="PATH", default=None,
+                        help="MathJax 2.7's MathJax.js, or its folder, to typeset the math "
+                        f"with (default: ${MATHJAX_ENV}, else libjs-mathjax or the pip "
+                        "package jupyter-server-mathjax)")
     args = parser.parse_args(argv)
+    tools = (None, None)
+    if not args.no_pdf:
+        try:
+            tools = pdf_tools(args.browser, args.mathjax)
+        except ValueError as exc:  # a wrong path given on purpose: say so before anything
+            print(f"Submission NOT made: {exc}", file=sys.stderr)
+            return 1
     try:
-        result = make_submission(args.root, args.out, pdf=not args.no_pdf)
+        result = make_submission(args.root, args.out, pdf=not args.no_pdf, tools=tools)
     except SubmissionRefused as exc:
         print("Submission NOT made. Fix these and run it again:", file=sys.stderr)
         for i, reason in enumerate(exc.reasons, start=1):

@@ -848,3 +848,185 @@ def test_zip_holds_the_students_work_only_in_the_real_project():
     assert code == sorted(p.relative_to(REPO).as_posix() for p in (REPO / "cs231n").rglob("*.py")
                           if "__pycache__" not in p.parts and not any(
                               part.startswith(".") for part in p.relative_to(REPO).parts))
+
+
+# ---------------------------------------------------------------------------
+# Where the browser and MathJax come from: options, environment, usual places
+# ---------------------------------------------------------------------------
+
+
+def _mathjax_dir(folder, config=submission.MATHJAX_CONFIGS[0]):
+    """A MathJax 2.7 tree as much as the packer looks at: MathJax.js and one config file."""
+    (folder / "config").mkdir(parents=True)
+    (folder / "MathJax.js").write_text('MathJax.version="2.7.9";\n')
+    (folder / "config" / f"{config}.js").write_text("")
+    return folder / "MathJax.js"
+
+
+@pytest.mark.parametrize("how", ["options", "mathjax-folder", "environment"])
+def test_browser_and_mathjax_named_by_option_or_environment(project, fake_browser, tmp_path,
+                                                            monkeypatch, capsys, how):
+    browser, _, capture = fake_browser
+    mathjax = _mathjax_dir(tmp_path / "my-mathjax")
+    # Nothing to be found in the usual places: only what is named can be used.
+    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (None, None))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
+    args = ["--root", str(project)]
+    if how == "options":
+        args += ["--browser", browser, "--mathjax", str(mathjax)]
+    elif how == "mathjax-folder":
+        args += ["--browser", browser, "--mathjax", str(mathjax.parent)]
+    else:
+        monkeypatch.setenv(submission.BROWSER_ENV, browser)
+        monkeypatch.setenv(submission.MATHJAX_ENV, str(mathjax))
+    status = submission.main(args)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    records = _records(capture)
+    assert [r["printed"] for r in records] == [True] * len(submission.NOTEBOOKS)
+    scripts = [attrs.get("src") for tag, attrs in _Elements((capture / "0.html").read_text(
+        encoding="utf-8")).tags if tag == "script"]
+    assert scripts == [submission.MATHJAX_CONFIG_FILE,
+                       mathjax.resolve().as_uri() + submission.MATHJAX_QUERY]
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        assert submission.NOTEBOOKS_PDF in archive.namelist()
+
+
+def test_the_option_wins_over_the_environment(project, fake_browser, tmp_path, monkeypatch):
+    browser, _, _ = fake_browser
+    named = _mathjax_dir(tmp_path / "named")
+    monkeypatch.setenv(submission.BROWSER_ENV, str(tmp_path / "no-such-browser"))
+    monkeypatch.setenv(submission.MATHJAX_ENV, str(tmp_path / "no-such-mathjax"))
+    assert submission.pdf_tools(browser, named) == (str(Path(browser).resolve()),
+                                                    named.resolve())
+
+
+def _not_executable(tmp_path):
+    path = tmp_path / "chrome"
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o644)
+    return path
+
+
+BAD_PATHS = [
+    pytest.param("--browser", lambda t: t / "Google Chrome", "there is no such file",
+                 id="browser-missing"),
+    pytest.param("--browser", lambda t: t, "it is a folder", id="browser-folder"),
+    pytest.param("--browser", _not_executable, "it is not executable",
+                 id="browser-not-executable"),
+    pytest.param("--mathjax", lambda t: t / "MathJax.js", "there is no such file",
+                 id="mathjax-missing"),
+    pytest.param("--mathjax", lambda t: t, "that folder has no MathJax.js",
+                 id="mathjax-folder-without-it"),
+    pytest.param("--mathjax", lambda t: _mathjax_dir(t / "mj").parent / "config" /
+                 f"{submission.MATHJAX_CONFIGS[0]}.js",
+                 f"it is '{submission.MATHJAX_CONFIGS[0]}.js'", id="mathjax-wrong-file"),
+    pytest.param("--mathjax", lambda t: (t / "MathJax.js").write_text("") or t / "MathJax.js",
+                 "its folder has neither config/TeX-AMS_CHTML-full.js nor "
+                 "config/TeX-AMS-MML_HTMLorMML-full.js", id="mathjax-without-config"),
+    pytest.param(submission.BROWSER_ENV, lambda t: t / "msedge.exe", "there is no such file",
+                 id="browser-environment"),
+    pytest.param(submission.MATHJAX_ENV, lambda t: t, "that folder has no MathJax.js",
+                 id="mathjax-environment"),
+]
+
+
+@pytest.mark.parametrize("option, make_path, why", BAD_PATHS)
+def test_a_bad_path_stops_at_once_naming_the_option(project, tmp_path, monkeypatch, capsys,
+                                                    option, make_path, why):
+    place = tmp_path / "given"
+    place.mkdir()
+    path = make_path(place)
+    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
+    if option.startswith("--"):
+        args = [option, str(path)]
+    else:
+        monkeypatch.setenv(option, str(path))
+        args = []
+    before = tree_digest(project)
+    assert submission.main(["--root", str(project), *args]) == 1
+    err = capsys.readouterr().err
+    expected = ("the path of a Chrome, Chromium or Edge executable" if "BROWSER" in option.upper()
+                else "MathJax 2.7's MathJax.js")
+    assert err.startswith(f"Submission NOT made: {option} {str(path)!r}: expected {expected}")
+    assert f", but {why}" in err, err
+    assert tree_digest(project) == before  # nothing written
+
+
+def test_usual_browser_places_on_macos_and_windows(tmp_path):
+    mac = submission._usual_browser_paths("darwin", {}, tmp_path)
+    assert Path("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome") == mac[0]
+    assert Path("/Applications/Chromium.app/Contents/MacOS/Chromium") in mac
+    assert Path("/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge") in mac
+    assert tmp_path / "Applications/Google Chrome.app/Contents/MacOS/Google Chrome" in mac
+    environ = {"PROGRAMFILES": "C:/Program Files", "PROGRAMFILES(X86)": "C:/Program Files (x86)",
+               "LOCALAPPDATA": "C:/Users/me/AppData/Local"}
+    win = [p.as_posix() for p in submission._usual_browser_paths("win32", environ, tmp_path)]
+    assert "C:/Program Files/Google/Chrome/Application/chrome.exe" in win
+    assert "C:/Program Files (x86)/Microsoft/Edge/Application/msedge.exe" in win
+    assert "C:/Users/me/AppData/Local/Google/Chrome/Application/chrome.exe" in win
+    assert submission._usual_browser_paths("linux", environ, tmp_path) == []
+
+
+def test_a_browser_in_a_usual_place_is_found(tmp_path, monkeypatch):
+    app = tmp_path / "Google Chrome.app" / "Contents" / "MacOS" / "Google Chrome"
+    app.parent.mkdir(parents=True)
+    app.write_text("#!/bin/sh\n")
+    app.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(submission, "_usual_browser_paths", lambda: [tmp_path / "absent", app])
+    assert submission.find_pdf_tools()[0] == str(app)
+    # A .app bundle given as --browser means its executable.
+    assert submission.check_browser_path(str(tmp_path / "Google Chrome.app")) == str(
+        app.resolve())
+
+
+def test_mathjax_from_the_pip_package_is_found_and_configured(project, fake_browser, tmp_path,
+                                                              monkeypatch):
+    """jupyter-server-mathjax ships a trimmed MathJax 2.7 with only the HTML-CSS config."""
+    static = tmp_path / "site" / submission.MATHJAX_PIP_PACKAGE / "static"
+    mathjax = _mathjax_dir(static, config=submission.MATHJAX_CONFIGS[1])
+    (static.parent / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(submission, "MATHJAX_SYSTEM_PATHS", ())
+    assert submission.find_pdf_tools()[1] == mathjax
+    browser, _, capture = fake_browser
+    submission.make_submission(project, tools=(browser, mathjax))
+    scripts = [attrs.get("src") for tag, attrs in _Elements((capture / "0.html").read_text(
+        encoding="utf-8")).tags if tag == "script"]
+    assert scripts[1] == (mathjax.resolve().as_uri()
+                          + f"?config={submission.MATHJAX_CONFIGS[1]},Safe")
+
+
+def test_missing_tools_message_names_every_platform_and_the_options(project, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (None, None))
+    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
+    assert submission.main(["--root", str(project)]) == 2
+    err = capsys.readouterr().err
+    for needed in ("Debian/Ubuntu", "macOS", "Windows", "Microsoft Edge",
+                   "pip install jupyter-server-mathjax==0.2.6", "--browser PATH",
+                   "--mathjax PATH", submission.BROWSER_ENV, submission.MATHJAX_ENV):
+        assert needed in err, needed
+
+
+def test_pdf_with_mathjax_from_pip(project, tmp_path):
+    """The real browser with jupyter-server-mathjax's MathJax (where that package is
+    installed): the math is typeset, no TeX source is left."""
+    browser, _ = _pdf_tools_or_skip()
+    mathjax = submission._pip_mathjax()
+    if mathjax is None or not mathjax.is_file():
+        pytest.skip("jupyter-server-mathjax is not installed")
+    pypdf = pytest.importorskip("pypdf")
+    result = submission.make_submission(project, tools=(browser, mathjax))
+    assert result.pdf_problem == ""
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        (tmp_path / "out.pdf").write_bytes(archive.read(submission.NOTEBOOKS_PDF))
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(tmp_path / "out.pdf").pages)
+    assert "Because the variance is biased." in text
+    for raw_tex in ("$$", "\\frac", "\\hat", "\\sqrt", "\\partial"):
+        assert raw_tex not in text
