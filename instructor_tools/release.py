@@ -911,17 +911,25 @@ def _makefile_targets(text):
     return targets
 
 
-def _check_student_readme(contents):
-    """Problems with the release's README.md: commands or files the release lacks."""
-    readme = contents["README.md"].decode("utf-8", "replace")
+def readme_code(readme):
+    """The code of a markdown text: its fenced blocks and inline `code` spans (prose such as
+    "without make" names no command)."""
     fenced = re.findall(r"^\s*(?:```|~~~)[^\n]*\n(.*?)^\s*(?:```|~~~)", readme,
                         re.MULTILINE | re.DOTALL)
     unfenced = re.sub(r"^\s*(?:```|~~~).*?^\s*(?:```|~~~)", "", readme,
                       flags=re.MULTILINE | re.DOTALL)
-    code = "\n".join(fenced + re.findall(r"`([^`\n]+)`", unfenced))
+    return "\n".join(fenced + re.findall(r"`([^`\n]+)`", unfenced))
+
+
+MAKE_COMMAND_RE = re.compile(r"\bmake[ \t]+([A-Za-z_][\w-]*)")
+
+
+def _check_student_readme(contents):
+    """Problems with the release's README.md: commands or files the release lacks."""
+    code = readme_code(contents["README.md"].decode("utf-8", "replace"))
     problems = []
     targets = _makefile_targets(contents.get("Makefile", b"").decode("utf-8", "replace"))
-    for target in sorted(set(re.findall(r"\bmake[ \t]+([A-Za-z_][\w-]*)", code))):
+    for target in sorted(set(MAKE_COMMAND_RE.findall(code))):
         if target not in targets:
             problems.append(f"README.md (from {STUDENT_README}): names `make {target}`, which "
                             f"the release's Makefile lacks")

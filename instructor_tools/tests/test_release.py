@@ -996,7 +996,7 @@ def test_real_release_readme_commands_exist(real_release):
     release_dir, _, _ = real_release
     readme = (release_dir / "README.md").read_text()
     targets = release._makefile_targets((release_dir / "Makefile").read_text())
-    commands = set(re.findall(r"\bmake (\w+)", readme))
+    commands = set(release.MAKE_COMMAND_RE.findall(release.readme_code(readme)))
     assert {"test", "notebooks", "check", "lab"} <= commands
     assert commands <= set(targets), f"README names make targets the Makefile lacks: {commands}"
     assert not [c for c in commands if release.INSTRUCTORS_ONLY_TARGET in targets[c]]
