@@ -60,7 +60,7 @@ try:
 except ImportError:
     pwd = None
 
-from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT, answer_blocks
 
 NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
 # The package files holding the parts students write (the solution regions).
@@ -401,31 +401,22 @@ def _check_answers(name, nb):
         if cell.cell_type != "markdown":
             continue
         label = f"{name}: answer in markdown cell {index + 1}"
-        open_body = None
-        for line in cell.source.splitlines():
-            stripped = line.strip()
-            if stripped == ANSWER_BEGIN:
-                if open_body is not None:
-                    reasons.append(f"{label}: {ANSWER_BEGIN} twice; restore the markers")
-                open_body = []
-            elif stripped == ANSWER_END:
-                if open_body is None:
-                    reasons.append(f"{label}: {ANSWER_END} without {ANSWER_BEGIN}; "
-                                   f"restore the markers")
-                    continue
-                text = "\n".join(open_body).strip()
-                if not text:
-                    reasons.append(f"{label} is empty")
-                elif ANSWER_PROMPT in text:
-                    reasons.append(
-                        f"{label} still holds the prompt {ANSWER_PROMPT!r}; replace it "
-                        f"with your answer"
-                    )
-                open_body = None
-            elif open_body is not None:
-                open_body.append(line)
-        if open_body is not None:
-            reasons.append(f"{label}: {ANSWER_BEGIN} without {ANSWER_END}; restore the markers")
+        for event, _, text in answer_blocks(cell.source):
+            if event == "begin_twice":
+                reasons.append(f"{label}: {ANSWER_BEGIN} twice; restore the markers")
+            elif event == "end_without_begin":
+                reasons.append(f"{label}: {ANSWER_END} without {ANSWER_BEGIN}; "
+                               f"restore the markers")
+            elif event == "unclosed":
+                reasons.append(f"{label}: {ANSWER_BEGIN} without {ANSWER_END}; "
+                               f"restore the markers")
+            elif not text:
+                reasons.append(f"{label} is empty")
+            elif ANSWER_PROMPT in text:
+                reasons.append(
+                    f"{label} still holds the prompt {ANSWER_PROMPT!r}; replace it "
+                    f"with your answer"
+                )
     return reasons
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from student_tools.markers import ANSWER_PROMPT, answer_blocks
 
 RAISES_TAG = "raises-exception"
 _RAISES_COMMENT = re.compile(r"^\s*#\s*NBVAL_RAISES_EXCEPTION", re.MULTILINE)
@@ -63,17 +63,9 @@ def answer_regions(nb):
             label = found
         if cell.cell_type != "markdown":
             continue
-        body = None
-        for line in cell.source.splitlines():
-            if line.strip() == ANSWER_BEGIN:
-                body = []
-            elif line.strip() == ANSWER_END and body is not None:
-                regions.append((_part(label, seen), "\n".join(body).strip()))
-                body = None
-            elif body is not None:
-                body.append(line)
-        if body is not None:
-            regions.append((_part(label, seen), None))
+        for event, _, text in answer_blocks(cell.source):
+            if event in ("answer", "unclosed"):
+                regions.append((_part(label, seen), text))
     return regions
 
 
