@@ -3,7 +3,8 @@
 Modules, one job each:
 
 - ``layers``          forward/backward pairs of every layer
-- ``layer_utils``     sandwich layers: affine -> [batch/layer norm] -> ReLU -> [dropout]
+- ``layer_utils``     sandwich layers: affine -> [batch/layer norm] -> ReLU (dropout is
+                      not part of a sandwich: the network applies it after one)
 - ``classifiers.fc_net``  the fully-connected network that wires them
 - ``optim``, ``solver``   update rules and the training loop
 - ``gradient_check``  numerical gradients and ``rel_error``

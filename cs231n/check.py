@@ -30,11 +30,19 @@ file ships in the student release. The properties, for x: (N, D):
   statistic; test mode maps x = running_mean + z * sqrt(running_var + eps) to
   gamma * z + beta and leaves the running statistics alone.
 - layer norm: the same per example (axis 1); examples never influence each other.
-- dropout (p = KEEP probability): the kept fraction is about p, kept units are x / p,
-  test mode is the identity; the backward pass is checked against the forward pass it
-  belongs to (the same mask), in test mode dx is dout.
+- dropout (p = KEEP probability): the kept fraction is about p, dropped units are exactly
+  0, kept units are all x times one factor, the mean of the output over many units is
+  close to the mean of x, cache['mask'] satisfies out = x * mask, test mode is the
+  identity; the backward pass is checked against the forward pass it belongs to (the same
+  mask), in test mode dx is dout.
 - backward passes and the network: analytic gradients against centred differences
   in float64 with a random upstream gradient; the L2 term adds 0.5 * reg * sum(W**2).
+  batchnorm_backward_alt must not call batchnorm_backward: it is the closed form.
+
+When a property fails, the hint gives what was measured and, for the classic mistakes,
+names the cause: a dropout output whose mean is off by a factor, dgamma from x instead of
+x_hat, test mode with the batch's own statistics, an unbiased running variance, layer
+norm over the batch axis, an alternative backward that calls the staged one.
 
 The functions are looked up on their modules at call time, so a test (or a student
 experimenting) can monkeypatch a piece and re-run the check (the network pieces call
@@ -44,6 +52,7 @@ import argparse
 import math
 import re
 import sys
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,6 +206,26 @@ def _numerical_norm_grads(forward, x, gamma, beta, param_factory, dout):
     return dx, dgamma, dbeta
 
 
+def _check_dgamma_source(dgamma, dgamma_num, x, dout, axis, context):
+    """Name the classic mistake when dgamma is wrong: dout summed against x (or against
+    the centred x - mu) instead of x_hat. axis: the axis the statistics reduce over (0 for
+    batch norm, 1 for layer norm); dgamma itself always sums over the N examples."""
+    if not isinstance(dgamma, np.ndarray) or dgamma.shape != dgamma_num.shape:
+        return  # _grad_errors reports it
+    if grad_error(dgamma, dgamma_num) < GRAD_TOL:
+        return
+    candidates = (
+        ("sum(dout * x)", (dout * x).sum(axis=0)),
+        ("sum(dout * (x - mu))", (dout * (x - x.mean(axis=axis, keepdims=True))).sum(axis=0)),
+    )
+    for formula, value in candidates:
+        if grad_error(dgamma, value) < GRAD_TOL:
+            raise CheckFailed(
+                f"dgamma matches {formula}, not sum(dout * x_hat){context}: in the forward "
+                f"pass gamma multiplies x_hat"
+            )
+
+
 # ---------------------------------------------------------------------------
 # Batch normalization
 # ---------------------------------------------------------------------------
@@ -249,13 +278,14 @@ def _check_bn_running_averages(forward, rng, momentum):
         param["momentum"] = momentum
     m = 0.9 if momentum is None else momentum
     running_mean, running_var = np.zeros(D), np.zeros(D)
-    inverted_mean = np.zeros(D)
+    inverted_mean, unbiased_var = np.zeros(D), np.zeros(D)
     for _ in range(steps):
         x, gamma, beta = _norm_data(rng, N, D)
         forward(x.copy(), gamma, beta, param)
         running_mean = m * running_mean + (1 - m) * x.mean(axis=0)
         running_var = m * running_var + (1 - m) * x.var(axis=0)
         inverted_mean = (1 - m) * inverted_mean + m * x.mean(axis=0)
+        unbiased_var = m * unbiased_var + (1 - m) * x.var(axis=0, ddof=1)
     what = "default momentum 0.9" if momentum is None else f"momentum = {momentum}"
     for key, expected in (("running_mean", running_mean), ("running_var", running_var)):
         got = param.get(key)
@@ -266,6 +296,10 @@ def _check_bn_running_averages(forward, rng, momentum):
             why = f"expected {key} = momentum * {key} + (1 - momentum) * sample_{stat}"
             if key == "running_mean" and np.allclose(got, inverted_mean, rtol=1e-10):
                 why += " (momentum is applied inverted: it is the weight of the OLD value)"
+            if key == "running_var" and np.allclose(got, unbiased_var, rtol=1e-10):
+                why = ("running_var moved towards the unbiased variance (divides by N-1); "
+                       "batch norm uses the biased one (divides by N), in the running "
+                       "average too")
             raise CheckFailed(
                 f"{key} after {steps} training steps ({what}, from zeros) is {_fmt(got)}, "
                 f"expected {_fmt(expected)}: {why}"
@@ -283,6 +317,12 @@ def _check_bn_test_mode(forward, rng, eps=1e-5):
     out, _ = forward(x, gamma, beta, param)
     _require_array(out, "test-mode output", (N, D))
     expected = gamma * z + beta
+    with_batch_stats = gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) + beta
+    if np.allclose(out, with_batch_stats, rtol=1e-9, atol=1e-9):
+        raise CheckFailed(
+            "test mode used the batch's own statistics, not running_mean/running_var "
+            "(in test mode an example's output must not depend on the rest of its batch)"
+        )
     if not np.allclose(out, expected, rtol=1e-9, atol=1e-9):
         raise CheckFailed(
             "test-mode output is not gamma * (x - running_mean) / sqrt(running_var + eps) "
@@ -304,22 +344,94 @@ def check_batchnorm_forward():
     return "train statistics, running averages and test mode as documented"
 
 
+_STAGED = "batchnorm_backward"
+_DELEGATES = (
+    "batchnorm_backward_alt calls batchnorm_backward: write the closed form (derived in "
+    f'{_BN}, section "Batch normalization: alternative backward pass")'
+)
+
+
+class _StagedCalled(Exception):
+    """Raised by the stand-in for batchnorm_backward while batchnorm_backward_alt runs."""
+
+
+def _code_names(code):
+    """Global and attribute names a code object and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _refers_to_staged(function, layers):
+    """Whether function's code names batchnorm_backward, directly or through an alias
+    (a global or a closure variable holding that function)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    staged = getattr(layers, _STAGED, None)
+
+    def is_staged(value):
+        return value is not None and (
+            value is staged or getattr(value, "__name__", None) == _STAGED
+        )
+
+    names = _code_names(code)
+    if _STAGED in names:
+        return True
+    namespace = getattr(function, "__globals__", {})
+    if any(is_staged(namespace.get(name)) for name in names):
+        return True
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            if is_staged(cell.cell_contents):
+                return True
+        except ValueError:  # an empty cell
+            pass
+    return False
+
+
+def _call_without_staged(layers, alt, dout, cache):
+    """alt(dout, cache) with layers.batchnorm_backward replaced by a stand-in that fails."""
+
+    def refused(*args, **kwargs):
+        raise _StagedCalled
+
+    saved = getattr(layers, _STAGED)
+    setattr(layers, _STAGED, refused)
+    try:
+        return alt(dout, cache)
+    except _StagedCalled:
+        raise CheckFailed(_DELEGATES) from None
+    finally:
+        setattr(layers, _STAGED, saved)
+
+
 def _check_bn_backward(backward_name):
     layers = _layers()
     backward = getattr(layers, backward_name)
+    closed_form = backward_name == "batchnorm_backward_alt"
+    if closed_form and _refers_to_staged(backward, layers):
+        raise CheckFailed(_DELEGATES)
     rng = np.random.default_rng(232)
     all_errors = {}
     for N, D in ((8, 5), (4, 3)):
         x, gamma, beta = _norm_data(rng, N, D)
         dout = rng.standard_normal((N, D))
         _, cache = layers.batchnorm_forward(x.copy(), gamma, beta, {"mode": "train"})
-        dx, dgamma, dbeta = backward(dout.copy(), cache)
+        if closed_form:
+            dx, dgamma, dbeta = _call_without_staged(layers, backward, dout.copy(), cache)
+        else:
+            dx, dgamma, dbeta = backward(dout.copy(), cache)
         numerical = _numerical_norm_grads(
             layers.batchnorm_forward, x, gamma, beta, lambda: {"mode": "train"}, dout
         )
+        context = f" (N={N}, D={D})"
+        _check_dgamma_source(dgamma, numerical[1], x, dout, 0, context)
         errors = _grad_errors(
             zip(("dx", "dgamma", "dbeta"), (dx, dgamma, dbeta), numerical), GRAD_TOL,
-            context=f" (N={N}, D={D})",
+            context=context,
         )
         for k, v in errors.items():
             all_errors[k] = max(all_errors.get(k, 0.0), v)
@@ -353,6 +465,15 @@ def check_layernorm():
     mean, std = plain.mean(axis=1), plain.std(axis=1)
     var = x.var(axis=1)
     if not np.allclose(mean, 0.0, rtol=0, atol=1e-9):
+        column_var = x.var(axis=0)
+        if (np.allclose(plain.mean(axis=0), 0.0, rtol=0, atol=1e-9)
+                and np.allclose(plain.std(axis=0), np.sqrt(column_var / (column_var + eps)),
+                                rtol=1e-9, atol=0)):
+            raise CheckFailed(
+                "layer norm normalized over the batch axis (axis 0, one mean and variance "
+                "per feature, as batch norm does); it normalizes each example over its D "
+                "features (axis 1)"
+            )
         raise CheckFailed(
             f"with gamma = 1, beta = 0 the mean of each example's output is {_fmt(mean)}, "
             f"expected 0 (layer norm normalizes each example over its D features, axis 1)"
@@ -385,9 +506,11 @@ def check_layernorm():
         _, cache = forward(x.copy(), gamma, beta, {})
         grads = backward(dout.copy(), cache)
         numerical = _numerical_norm_grads(forward, x, gamma, beta, dict, dout)
+        context = f" (N={N}, D={D})"
+        if isinstance(grads, tuple) and len(grads) == 3:
+            _check_dgamma_source(grads[1], numerical[1], x, dout, 1, context)
         errors = _grad_errors(
-            zip(("dx", "dgamma", "dbeta"), grads, numerical), GRAD_TOL,
-            context=f" (N={N}, D={D})",
+            zip(("dx", "dgamma", "dbeta"), grads, numerical), GRAD_TOL, context=context,
         )
         for k, v in errors.items():
             all_errors[k] = max(all_errors.get(k, 0.0), v)
@@ -415,13 +538,29 @@ def check_dropout():
                 f"train-mode fraction of kept units is {fraction:.3f} for p = {p}, expected "
                 f"about p (p is the probability of KEEPING a unit)"
             )
-        scale = out[kept] / x[kept]
-        if not np.allclose(scale, 1 / p, rtol=1e-12, atol=0):
+        factors = out[kept] / x[kept]
+        factor = float(np.median(factors))
+        if not np.allclose(factors, factor, rtol=1e-12, atol=0):
             raise CheckFailed(
-                f"kept units are x * {_fmt(np.median(scale))} in train mode for p = {p}, "
-                f"expected x / p = x * {1 / p:.3g} (inverted dropout scales by 1 / p so that "
-                f"the expected output is x: here the mean output is "
-                f"{out.mean() / x.mean():.2f} x the mean input)"
+                f"kept units are not all x times one factor in train mode (p = {p}): out / x "
+                f"ranges from {factors.min():.3g} to {factors.max():.3g} where out != 0"
+            )
+        # The sum of the kept units fluctuates from mask to mask (binomial): its relative
+        # standard deviation, and 5 of them as the tolerance.
+        ratio = float(out.mean() / x.mean())
+        spread = math.sqrt(p * (1 - p) * float(np.sum(x**2))) / (p * float(np.sum(x)))
+        if not abs(ratio - 1) <= 5 * spread:
+            raise CheckFailed(
+                f"train-mode mean is {ratio:.2f}x the input's for p = {p} (kept units are "
+                f"x * {factor:.3g}), expected about 1x: over many units the mean of out "
+                f"should be close to the mean of x"
+            )
+        mask = cache.get("mask") if isinstance(cache, dict) else None
+        if not (isinstance(mask, np.ndarray) and mask.shape == x.shape
+                and np.allclose(x * mask, out, rtol=1e-12, atol=0)):
+            raise CheckFailed(
+                f"cache['mask'] is not an array with out = x * mask (p = {p}); see the cache "
+                f"described in dropout_forward's docstring"
             )
         again, _ = forward(x.copy(), {"mode": "train", "p": p, "seed": 7})
         if not np.array_equal(again, out):
@@ -445,8 +584,9 @@ def check_dropout():
         _require_array(out_test, f"test-mode output (p = {p})", x.shape)
         if not np.array_equal(out_test, x):
             raise CheckFailed(
-                f"test-mode output differs from x (max abs {np.max(np.abs(out_test - x)):.2g}"
-                f", p = {p}): with inverted dropout test time is the identity"
+                f"test mode changed the input (p = {p}): the test-mode mean is "
+                f"{out_test.mean() / x.mean():.2f}x the input's, largest change "
+                f"{np.max(np.abs(out_test - x)):.2g}; in test mode out = x"
             )
         dx_test = backward(dout.copy(), cache_test)
         if not np.array_equal(np.asarray(dx_test), dout):
@@ -466,7 +606,8 @@ def check_dropout():
         lambda v: forward(v, param)[0], small.copy(), dout
     )
     errors = _grad_errors([("dx", dx, numerical)], GRAD_TOL)
-    return "kept fraction ~ p, kept units x / p, test identity; " + _summary(errors), errors
+    hint = "kept fraction ~ p, mean of out ~ mean of x, test mode identity; "
+    return hint + _summary(errors), errors
 
 
 # ---------------------------------------------------------------------------

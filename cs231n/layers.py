@@ -22,8 +22,8 @@ Conventions that bite (read these once):
 - Running statistics: ``running = momentum * running + (1 - momentum) * batch_stat``,
   so ``momentum`` is the weight of the OLD value (PyTorch's ``momentum`` is the
   opposite: the weight of the new value, and it keeps an unbiased running variance).
-- Dropout's ``p`` is the probability of KEEPING a unit; training outputs are scaled by
-  ``1 / p`` (inverted dropout) so test time is the identity.
+- Dropout's ``p`` is the probability of KEEPING a unit (PyTorch's ``p`` is the
+  probability of dropping one), and test mode is the identity.
 """
 import math
 
@@ -506,12 +506,14 @@ def layernorm_backward(dout, cache):
 
 
 def dropout_forward(x, dropout_param):
-    """Inverted dropout.
+    """Dropout: zero units at random in train mode; pass x through in test mode.
 
     Inputs:
     - x: array of any shape
     - dropout_param: dict with keys
-      - p: probability of KEEPING each unit, in (0, 1] (required); p = 1 keeps all
+      - p: probability of KEEPING each unit, in (0, 1] (required); p = 1 keeps every unit.
+        (PyTorch's nn.Dropout(q) takes q, the probability of DROPPING a unit: keep
+        probability p here is nn.Dropout(1 - p) there.)
       - mode: 'train' or 'test' (required)
       - seed: optional integer >= 0. Given: the mask comes from
         np.random.default_rng(seed): the same mask on every call, and numpy's global
@@ -520,17 +522,21 @@ def dropout_forward(x, dropout_param):
         still makes runs reproducible while the mask itself comes from the PCG64
         generator, about twice as fast as np.random's legacy Mersenne Twister.
 
-    Train mode: every unit, independently, is kept with probability p and scaled by
-    1 / p, or dropped (set to 0) with probability 1 - p; so E[out] = x. Draw the
-    decisions from uniforms in [0, 1) in float64 whatever x's dtype, so that a seed
-    keeps the same units for float32 and float64 x.
+    Train mode: every unit, independently, is kept with probability p or dropped (set to
+    exactly 0) with probability 1 - p. Draw one uniform in [0, 1) per unit, in float64
+    whatever x's dtype (rng.random(x.shape)), and keep the units whose uniform is below p:
+    then a seed keeps the same units for float32 and float64 x. All kept units are
+    multiplied by one factor that depends on p only; choosing it is part of the exercise
+    (Dropout.ipynb, "Dropout: forward pass": over many units, the mean of out must come
+    out close to the mean of x, while test mode leaves x unchanged).
     Test mode: out = x.
 
     Returns (out, cache):
     - out: x's shape and dtype
-    - cache: {'mask': train mode, an array of x's shape and dtype, 0 exactly where a unit
-      was dropped, holding what dropout_backward needs; None in test mode,
-      'shape': x.shape}
+    - cache: dict for dropout_backward with keys
+      - 'mask': train mode, an array of x's shape and dtype with out = x * mask
+        elementwise (0 exactly where a unit was dropped); test mode None
+      - 'shape': x.shape
     """
     check_array(x, "x", floating=True)
     _check_params(dropout_param, "dropout_param")
@@ -544,7 +550,7 @@ def dropout_forward(x, dropout_param):
     if seed is not None:
         check_positive_int(seed, "dropout_param['seed']", minimum=0)
 
-    mask = None
+    mask = None  # stays None in test mode
     if mode == "train":
         # Given: the generator of the uniform draws in [0, 1), rng.random(shape).
         if seed is None:
@@ -562,27 +568,29 @@ def dropout_forward(x, dropout_param):
         out = x * mask
         ### END SOLUTION
     else:
+        ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: forward pass")
         out = x
+        ### END SOLUTION
 
     return out, {"mask": mask, "shape": x.shape}
 
 
 def dropout_backward(dout, cache):
-    """Backward pass of inverted dropout.
+    """Backward pass of dropout_forward.
 
     Inputs:
     - dout: upstream gradient dL/dout, x's shape
-    - cache: from dropout_forward (train mode: the units that forward pass kept)
+    - cache: from dropout_forward: 'mask' (train mode: out = x * mask elementwise; test
+      mode: None) and 'shape' (x.shape)
 
-    Returns dx = dL/dx, x's shape and dtype (test mode: dout, as out = x).
+    Returns dx = dL/dx, x's shape and dtype, in train and in test mode.
     """
     _check_cache(cache, "dropout_forward", ("mask", "shape"))
     _check_dout(dout, cache["shape"])
     mask = cache["mask"]
-    if mask is None:
-        return dout
     ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: backward pass")
-    # out = x * mask elementwise, and mask already holds the 1 / p scaling.
-    dx = dout * mask
+    # Test mode: out = x, so dx = dout. Train mode: out = x * mask elementwise, and mask
+    # already holds the 1 / p scaling.
+    dx = dout if mask is None else dout * mask
     ### END SOLUTION
     return dx

@@ -158,7 +158,7 @@ def build_archive(path, sizes=(10, 10, 10, 10, 10), test_size=10, seed=0, compre
         extra = {"payload": RunsShellCommand(tamper_command)} if name == tamper else None
         files[name] = batch_bytes(data, labels, extra=extra)
     files["batches.meta"] = meta_bytes()
-    files["readme.html"] = b"<p>synthetic CIFAR-10-like test archive</p>\n"
+    files["readme.html"] = b"<html>synthetic CIFAR-10-like test archive</html>\n"
     files.update(replace)
 
     mode = "w:" + compression if compression else "w"

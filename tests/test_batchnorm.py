@@ -8,9 +8,12 @@ constant, so dx is of order eps / var and the centred difference's rounding nois
 (about 1e-16 * |out| * sum|dout| / h ~ 1e-10) is a sizeable part of it. A wrong
 formula errs by O(|dout|), many orders above the floor.
 """
+import types
+
 import numpy as np
 import pytest
 
+from cs231n import layers
 from cs231n.gradient_check import eval_numerical_gradient_array, rel_error
 from cs231n.layers import batchnorm_backward, batchnorm_backward_alt, batchnorm_forward
 
@@ -73,6 +76,39 @@ def test_staged_and_alt_backward_agree(shape):
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
     for staged, alt in zip(batchnorm_backward(dout, cache), batchnorm_backward_alt(dout, cache)):
         assert rel_error(staged, alt) < 1e-10
+
+
+def _names_used(code):
+    """The global and attribute names a code object and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_used(const)
+    return names
+
+
+def test_alt_backward_is_a_closed_form_not_a_call_to_the_staged_one(monkeypatch):
+    # batchnorm_backward_alt must compute the gradients itself. Its code may not name
+    # batchnorm_backward, nor a global that holds it (an alias such as
+    # `staged = batchnorm_backward` at module level) ...
+    names = _names_used(layers.batchnorm_backward_alt.__code__)
+    aliases = sorted(n for n in names - {"batchnorm_backward"}
+                     if getattr(layers, n, None) is layers.batchnorm_backward)
+    assert "batchnorm_backward" not in names and not aliases, (
+        f"batchnorm_backward_alt calls batchnorm_backward"
+        f"{f' (through {aliases})' if aliases else ''}: write the closed form"
+    )
+
+    # ... and it must still work when batchnorm_backward is not there to call.
+    def staged_is_off_limits(*args, **kwargs):
+        raise AssertionError("batchnorm_backward_alt called batchnorm_backward: write the "
+                             "closed form")
+
+    x, gamma, beta, dout = make_inputs((6, 4), seed=11)
+    _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    monkeypatch.setattr(layers, "batchnorm_backward", staged_is_off_limits)
+    dx, dgamma, dbeta = layers.batchnorm_backward_alt(dout, cache)
+    assert dx.shape == x.shape and dgamma.shape == dbeta.shape == gamma.shape
 
 
 def test_dgamma_dbeta_hand_values():

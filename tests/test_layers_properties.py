@@ -133,16 +133,19 @@ def test_layernorm_preserves_shapes_and_dx_rows_sum_to_zero(inputs):
     st.floats(0.01, 1.0),
     st.integers(0, 2**32 - 1),
 )
-def test_dropout_output_is_zero_or_x_over_p(x, p, seed):
+def test_dropout_output_is_zero_or_x_times_one_factor(x, p, seed):
     out, cache = dropout_forward(x, {"mode": "train", "p": p, "seed": seed})
     assert out.shape == x.shape
-    kept = cache["mask"] != 0
+    mask = cache["mask"]
+    kept = mask != 0
     np.testing.assert_array_equal(out[~kept], 0.0)
-    np.testing.assert_allclose(out[kept], x[kept] / p, rtol=4 * ULP, atol=0)
-    # With dout = 1, dx is d(sum out)/dx: 0 where dropped, 1 / p where kept.
+    # Every kept unit gets the same factor, and out = x * mask (the cache's contract).
+    np.testing.assert_array_equal(mask[kept], mask[kept][:1].repeat(kept.sum()))
+    np.testing.assert_allclose(out, x * mask, rtol=4 * ULP, atol=0)
+    # With dout = 1, dx is d(sum out)/dx: 0 where dropped, the kept units' factor where kept.
     dx = dropout_backward(np.ones_like(x), cache)
     np.testing.assert_array_equal(dx[~kept], 0.0)
-    np.testing.assert_allclose(dx[kept], 1 / p, rtol=4 * ULP, atol=0)
+    np.testing.assert_allclose(dx, mask, rtol=4 * ULP, atol=0)
 
 
 @SETTINGS

@@ -1,13 +1,17 @@
 """Tests of the students' self-check (cs231n.check).
 
-Broken pieces are built by wrapping the real functions (never by writing a second
-solution here: this file ships in the student release). In the release, where the real
-functions raise NotImplementedError, every test that needs them fails with that
+Broken pieces are planted in two ways: by wrapping the real functions (monkeypatching
+cs231n.layers), and, for the classic mistakes, by editing a copy of cs231n/layers.py the
+way a student would get it wrong and running the layer checks against that copy (see
+``planted_layers``). Where the real functions raise NotImplementedError (a tree whose
+solution regions are stubs), every test that needs them fails with that
 NotImplementedError and nothing else (see ``require_implemented``).
 """
+import importlib.util
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,7 +78,7 @@ def break_dgamma_uses_x(monkeypatch):
 
 
 def break_dropout_not_inverted(monkeypatch):
-    """Classic dropout: kept units keep x (no 1/p), so E[out] = p * x."""
+    """Classic dropout: kept units keep their value x, so the mean of out is p times x's."""
     forward, backward = layers.dropout_forward, layers.dropout_backward
 
     def forward_classic(x, dropout_param):
@@ -106,14 +110,73 @@ def break_momentum_inverted(monkeypatch):
 
 
 def break_alt_wrong(monkeypatch):
-    """The staged backward copied as the alternative one, with a term gone wrong."""
-    backward = layers.batchnorm_backward
+    """A closed form with a term gone wrong in dx."""
+    alt = layers.batchnorm_backward_alt
 
     def alt_wrong(dout, cache):
-        dx, dgamma, dbeta = backward(dout, cache)
+        dx, dgamma, dbeta = alt(dout, cache)
         return dx + dout.mean(axis=0), dgamma, dbeta
 
     monkeypatch.setattr(layers, "batchnorm_backward_alt", alt_wrong)
+
+
+def break_alt_calls_staged(monkeypatch):
+    """The alternative backward hands the work to the staged one, found at call time under
+    a name the code does not spell out (so only calling it can tell)."""
+    name = "batchnorm_" + "backward"
+
+    def alt_delegating(dout, cache):
+        return getattr(layers, name)(dout, cache)
+
+    monkeypatch.setattr(layers, "batchnorm_backward_alt", alt_delegating)
+
+
+def break_alt_calls_staged_alias(monkeypatch):
+    """The alternative backward calls the staged one through a module-level alias, so
+    replacing layers.batchnorm_backward while it runs would not show it."""
+    namespace = {"_staged": layers.batchnorm_backward}
+    exec("def batchnorm_backward_alt(dout, cache):\n    return _staged(dout, cache)\n",
+         namespace)
+    monkeypatch.setattr(layers, "batchnorm_backward_alt", namespace["batchnorm_backward_alt"])
+
+
+def break_dgamma_uses_centred_x(monkeypatch):
+    """dgamma = sum(dout * (x - mu)), with x - mu recovered as x_hat / inv_std."""
+    backward = layers.batchnorm_backward
+
+    def backward_wrong_dgamma(dout, cache):
+        dx, _, dbeta = backward(dout, cache)
+        return dx, (dout * (cache["x_hat"] / cache["inv_std"])).sum(axis=0), dbeta
+
+    monkeypatch.setattr(layers, "batchnorm_backward", backward_wrong_dgamma)
+
+
+def break_test_mode_batch_statistics(monkeypatch):
+    """Test mode normalizes with the batch's own mean and variance (the training path
+    without touching the running averages)."""
+    forward = layers.batchnorm_forward
+
+    def forward_batch_stats(x, gamma, beta, bn_param):
+        if bn_param["mode"] == "test":
+            return forward(x, gamma, beta, {"mode": "train", "eps": bn_param.get("eps", 1e-5)})
+        return forward(x, gamma, beta, bn_param)
+
+    monkeypatch.setattr(layers, "batchnorm_forward", forward_batch_stats)
+
+
+def break_running_var_unbiased(monkeypatch):
+    """running_var averages the unbiased variance (ddof=1), as PyTorch's does."""
+    forward = layers.batchnorm_forward
+
+    def forward_unbiased_running(x, gamma, beta, bn_param):
+        old = np.array(bn_param.get("running_var", np.zeros(x.shape[1])), copy=True)
+        out, cache = forward(x, gamma, beta, bn_param)
+        if bn_param["mode"] == "train":
+            m = bn_param.get("momentum", 0.9)
+            bn_param["running_var"] = m * old + (1 - m) * x.var(axis=0, ddof=1)
+        return out, cache
+
+    monkeypatch.setattr(layers, "batchnorm_forward", forward_unbiased_running)
 
 
 def break_layernorm_over_batch(monkeypatch):
@@ -142,17 +205,33 @@ def break_network_reg(monkeypatch):
 
 
 # (breaker, the pieces it breaks (the first one's hint is checked), parts of that hint)
+DELEGATES = "batchnorm_backward_alt calls batchnorm_backward: write the closed form"
 BROKEN = [
     pytest.param(break_dgamma_uses_x, ["batchnorm_backward"],
-                 ["dgamma rel error", "expected < 1e-07"], id="dgamma-uses-x"),
+                 ["dgamma matches sum(dout * x), not sum(dout * x_hat) (N=8, D=5)"],
+                 id="dgamma-uses-x"),
+    pytest.param(break_dgamma_uses_centred_x, ["batchnorm_backward"],
+                 ["dgamma matches sum(dout * (x - mu)), not sum(dout * x_hat)"],
+                 id="dgamma-uses-centred-x"),
     pytest.param(break_dropout_not_inverted, ["dropout"],
-                 ["kept units are x * 1", "expected x / p"], id="dropout-not-inverted"),
+                 ["train-mode mean is 0.30x the input's", "kept units are x * 1"],
+                 id="dropout-not-inverted"),
     pytest.param(break_momentum_inverted, ["batchnorm_forward"], ["running_mean", "inverted"],
                  id="momentum-inverted"),
+    pytest.param(break_test_mode_batch_statistics, ["batchnorm_forward"],
+                 ["test mode used the batch's own statistics, not running_mean/running_var"],
+                 id="test-mode-batch-statistics"),
+    pytest.param(break_running_var_unbiased, ["batchnorm_forward"],
+                 ["running_var moved towards the unbiased variance (divides by N-1); batch "
+                  "norm uses the biased one"], id="running-var-unbiased"),
     pytest.param(break_alt_wrong, ["batchnorm_backward_alt"],
                  ["dx rel error", "expected < 1e-07"], id="alt-wrong"),
+    pytest.param(break_alt_calls_staged, ["batchnorm_backward_alt"], [DELEGATES],
+                 id="alt-calls-staged"),
+    pytest.param(break_alt_calls_staged_alias, ["batchnorm_backward_alt"], [DELEGATES],
+                 id="alt-calls-staged-alias"),
     pytest.param(break_layernorm_over_batch, ["layernorm"],
-                 ["mean of each example's output", "expected 0"], id="layernorm-over-batch"),
+                 ["layer norm normalized over the batch axis"], id="layernorm-over-batch"),
     pytest.param(break_network_reg, NETWORK_PIECES, ["reg = 0.7", "0.5 * reg * sum(W**2)"],
                  id="network-forgets-reg"),
 ]
@@ -270,9 +349,134 @@ def test_the_hint_gives_the_figure_that_failed(monkeypatch, require_implemented)
     require_implemented("dropout")
     break_dropout_not_inverted(monkeypatch)
     hint = check.run_one("dropout").hint
-    # p = 0.3 first: classic dropout leaves kept units at x and the mean at 0.3 x.
-    assert hint.startswith("kept units are x * 1 in train mode for p = 0.3, expected x / p = x * 3.33")
-    assert "mean output is 0.30 x the mean input" in hint
+    # p = 0.3 first: classic dropout leaves kept units at x and the mean at 0.3 x. The hint
+    # says what was measured, not what the factor should be (Dropout.ipynb asks that).
+    assert hint == (
+        "train-mode mean is 0.30x the input's for p = 0.3 (kept units are x * 1), expected "
+        "about 1x: over many units the mean of out should be close to the mean of x"
+    )
+
+
+def test_dropout_hint_when_test_mode_changes_the_input(monkeypatch, require_implemented):
+    require_implemented("dropout")
+    forward = layers.dropout_forward
+
+    def forward_scaled_at_test_time(x, dropout_param):
+        out, cache = forward(x, dropout_param)
+        return (out * dropout_param["p"] if dropout_param["mode"] == "test" else out), cache
+
+    monkeypatch.setattr(layers, "dropout_forward", forward_scaled_at_test_time)
+    hint = check.run_one("dropout").hint
+    assert hint.startswith("test mode changed the input (p = 0.3): the test-mode mean is "
+                           "0.30x the input's")
+
+
+def test_dropout_hint_when_the_cache_mask_breaks_the_contract(monkeypatch, require_implemented):
+    # dropout_backward is graded with caches whose mask satisfies out = x * mask.
+    require_implemented("dropout")
+    forward = layers.dropout_forward
+
+    def forward_boolean_mask(x, dropout_param):
+        out, cache = forward(x, dropout_param)
+        if cache["mask"] is not None:
+            cache = {**cache, "mask": cache["mask"] != 0}
+        return out, cache
+
+    monkeypatch.setattr(layers, "dropout_forward", forward_boolean_mask)
+    hint = check.run_one("dropout").hint
+    assert hint.startswith("cache['mask'] is not an array with out = x * mask (p = 0.3)")
+
+
+# ---------------------------------------------------------------------------
+# The classic mistakes, planted in a copy of cs231n/layers.py
+# ---------------------------------------------------------------------------
+
+LAYER_PIECES = ["batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+                "layernorm", "dropout"]
+ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: '
+              'alternative backward pass")\n')
+
+
+def planted_layers(monkeypatch, tmp_path, edits, append=""):
+    """A copy of cs231n/layers.py with each (old, new) edit applied (old must occur once),
+    imported as its own module; the self-check's layer pieces then run against it."""
+    text = Path(layers.__file__).read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"the solution no longer holds {old!r} once"
+        text = text.replace(old, new)
+    path = tmp_path / "planted_layers.py"
+    path.write_text(text + append, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("planted_layers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(check, "_layers", lambda: module)
+    return module
+
+
+# (edits to layers.py, text appended to it, the piece that must fail, its hint's start)
+MISTAKES = {
+    "dropout-without-rescaling": (
+        [("mask = np.divide(keep, x.dtype.type(p),", "mask = np.divide(keep, x.dtype.type(1),")],
+        "", "dropout", "train-mode mean is 0.30x the input's for p = 0.3 (kept units are x * 1)"),
+    "dgamma-from-x": (
+        [('        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}\n',
+          '        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "x": x}\n'),
+         ("dgamma = (dout * x_hat).sum(axis=0)", 'dgamma = (dout * cache["x"]).sum(axis=0)')],
+        "", "batchnorm_backward", "dgamma matches sum(dout * x), not sum(dout * x_hat)"),
+    "dgamma-from-centred-x": (
+        [("dgamma = (dout * x_hat).sum(axis=0)",
+          "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")],
+        "", "batchnorm_backward", "dgamma matches sum(dout * (x - mu)), not sum(dout * x_hat)"),
+    "test-mode-batch-statistics": (
+        [("scale = gamma / np.sqrt(running_var + eps)",
+          "scale = gamma / np.sqrt(x.var(axis=0) + eps)"),
+         ("out += beta - running_mean * scale", "out += beta - x.mean(axis=0) * scale")],
+        "", "batchnorm_forward",
+        "test mode used the batch's own statistics, not running_mean/running_var"),
+    "running-var-unbiased": (
+        [("running_var = momentum * running_var + (1 - momentum) * var\n",
+          "running_var = momentum * running_var + (1 - momentum) * var * N / (N - 1)\n")],
+        "", "batchnorm_forward",
+        "running_var after 3 training steps (default momentum 0.9, from zeros) is "),
+    "layernorm-over-batch-axis": (
+        [("mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"),
+         ('var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D',
+          'var = np.einsum("ij,ij->j", x_hat, x_hat)[None, :] / N')],
+        "", "layernorm", "layer norm normalized over the batch axis"),
+    "alt-calls-staged": (
+        [(ALT_REGION, ALT_REGION + "    return batchnorm_backward(dout, cache)\n")],
+        "", "batchnorm_backward_alt", DELEGATES),
+    "alt-calls-staged-through-an-alias": (
+        [(ALT_REGION, ALT_REGION + "    return _staged(dout, cache)\n")],
+        "\n_staged = batchnorm_backward\n", "batchnorm_backward_alt", DELEGATES),
+}
+# Where the hint must also say the cause further on (the start gives the figures).
+CAUSES = {
+    "running-var-unbiased": "running_var moved towards the unbiased variance (divides by N-1); "
+                            "batch norm uses the biased one",
+}
+
+
+def test_unedited_copy_passes(monkeypatch, tmp_path, require_implemented):
+    require_implemented(*LAYER_PIECES)
+    planted_layers(monkeypatch, tmp_path, [])
+    report = check.run_checks(LAYER_PIECES, file=False)
+    assert report.passed, report.table()
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_classic_mistake_fails_naming_its_cause(mistake, monkeypatch, tmp_path,
+                                                require_implemented):
+    require_implemented(*LAYER_PIECES)
+    edits, append, piece, hint_start = MISTAKES[mistake]
+    planted_layers(monkeypatch, tmp_path, edits, append)
+    report = check.run_checks(LAYER_PIECES, file=False)
+    result = report[piece]
+    assert not result.passed
+    assert result.error is None, result.hint  # failed, not crashed
+    assert result.hint.startswith(hint_start), result.hint
+    assert CAUSES.get(mistake, "") in result.hint
+    assert [r.piece for r in report.results if not r.passed] == [piece], report.table()
 
 
 # ---------------------------------------------------------------------------
