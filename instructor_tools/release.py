@@ -18,22 +18,28 @@ What happens to the shipped files:
 
 - In every ``.py`` file and every notebook code cell, each solution region (a comment line
   ``### BEGIN SOLUTION (<notebook>: "<section>")``, the solution statements, a comment line
-  ``### END SOLUTION``; the grammar is in student_tools.markers) becomes, at the BEGIN
-  line's indentation, a ``# TODO:`` comment and ``raise NotImplementedError("<function>:
-  not implemented yet; see <notebook>, section "<section>"")``. <section> must be a
-  markdown heading of <notebook>.
+  ``### END SOLUTION``; the grammar is in student_tools.markers) keeps its two marker lines,
+  unchanged; the statements between them become, at the BEGIN line's indentation,
+  TODO_COMMENT and ``raise NotImplementedError("<function>: not implemented yet; see
+  <notebook>, section "<section>"")``. The grader runs only what a student writes between
+  the markers, spliced into the course's own files. <section> must be a markdown heading
+  of <notebook>.
 - In notebook markdown cells, the text between ``<!-- BEGIN ANSWER -->`` and
   ``<!-- END ANSWER -->`` (an answer to an inline question, or a derivation the student is
   asked to write) becomes ANSWER_PROMPT; the marker lines stay, so that
   ``student_tools.submission`` can find the student's answer.
-- Notebook outputs, execution counts and timing metadata are cleared.
+- Notebook outputs and execution counts are cleared, and each cell's metadata too but for
+  the tags on KEPT_CELL_TAGS (nbval's markers): metadata is invisible in JupyterLab, so
+  nothing hidden there ships.
 
-Leak check, before anything is written and again on the written release: the text of
-every shipped file (notebooks: every string of the JSON, i.e. cell sources, outputs,
-metadata, attachments decoded; archives: every member, recursively; a string literal's
-``\n`` escapes also read as line breaks) is cut into lines, each compared after
-``_normalize`` (whitespace collapsed, comment and prompt prefixes dropped, blank lines
-skipped). Refused:
+Leak check, before anything is written and again on the written release, over the text
+of every shipped file (notebooks: every string of the JSON, i.e. cell sources, outputs,
+metadata, attachments decoded; archives: every member, recursively). Marker lines are
+not region text: they ship by design. Two parts:
+
+Lines. Each text is cut into lines, each compared after ``_normalize`` (whitespace
+collapsed, comment and prompt prefixes dropped, blank lines skipped; a string literal's
+``\n`` escapes also read as line breaks). Refused:
 
 - a run of RUN_LINES consecutive lines of one solution region appearing as consecutive
   lines anywhere (a region shorter than that: the whole region), unless the run is shorter
@@ -43,6 +49,48 @@ skipped). Refused:
 
 No exemption for text that also occurs elsewhere in the project: a test file holding a
 copy of a region leaks it.
+
+Tokens (solution regions only): a copy that was renamed, reformatted or joined with ';'.
+A region's code is read with tokenize; any text of the release with a regex giving the
+same tokens (on Python, token for token what tokenize gives), twice: all of it, and with
+its ``#`` comments blanked out (a copy that kept the region's comments). Every name
+becomes one placeholder, ANY_NAME, except keywords, attribute names (``.sum``,
+``np.einsum``: the API a copy must call) and keyword-argument names (``axis=``); numbers
+are compared by value; operators stay; line breaks, indentation, ``;``, backslashes,
+quotes and comment marks are no tokens, so statements compare as token sequences
+whatever their layout, and a string literal's content reads as code. Refused:
+
+- WINDOW_TOKENS (K = 32) consecutive tokens of a region's code anywhere. K is about three
+  lines of code: long enough that structure alone never matches by chance (on this
+  project 24 already matched an Adam update in tests/test_optim.py against batch norm's
+  running averages, two exponential moving averages in a row), short enough that every
+  region of three lines or more is covered. A region with fewer tokens counts whole if it
+  is decisive;
+- a decisive statement alone: a statement of a region, or the text of one of its comments
+  (split at ';'; the region's formulas often live there), of at least STATEMENT_TOKENS
+  (M = 12) tokens with at least STATEMENT_OPERATORS (3) arithmetic or comparison
+  operators, and, in a comment, operators for at least COMMENT_OPERATOR_SHARE of its
+  tokens. Such a line is the solution in one line: batch norm's closed-form ``dx = (gamma
+  * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)``, dropout's ``mask = (... < p) /
+  p``. Without the operator condition calls (``np.subtract(dout, dx, out=dx)``), plumbing
+  (``dout, dW, db, dgamma, dbeta = affine_norm_relu_backward(dout, cache)``) and prose
+  comments match ordinary lines of the release.
+
+Runs and statements that also occur in the course's given code are skipped everywhere:
+they prove nothing (``db = dout.sum(axis=0)`` of a given backward pass, a running-average
+formula a given docstring states). The given code is the text (code, comments,
+docstrings) of the files and notebook cells that hold regions, less the regions' bodies:
+the code the student's is spliced into. So a copy of given code passes, and a renamed
+copy of a region is refused wherever it is: a test, a notebook cell, an output, metadata,
+an archive member.
+
+Out of reach: code in images or screenshots; deliberate obfuscation, such as a formula
+rewritten algebraically (``x_hat * dgamma`` as ``dgamma * x_hat``, a factor moved into a
+bracket), statements reordered or split into other steps, or code cut into pieces across
+strings; a renamed copy of region code inside the given code of a file that holds
+regions (exempt, as that code is; verbatim copies there are still refused line by line);
+and short statements (under M tokens, or under three operators: ``dx = dout * mask``)
+that are not verbatim.
 
 Nothing is written unless all of this holds; the release is staged in a temporary
 directory beside the output and renamed into place only when it verifies.
@@ -61,6 +109,7 @@ import difflib
 import gzip
 import io
 import json
+import keyword
 import lzma
 import os
 import re
@@ -69,6 +118,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import textwrap
 import tokenize
 import zipfile
 from dataclasses import dataclass, field
@@ -76,6 +126,7 @@ from pathlib import Path
 
 import nbformat
 
+from student_tools import contract
 from student_tools.markers import (
     ANSWER_BEGIN,
     ANSWER_END,
@@ -123,10 +174,20 @@ STUDENT_README = "instructor_tools/release_README.md"
 # instructor_tools/): the student README must not send students to it.
 INSTRUCTORS_ONLY_TARGET = "instructors-only"
 
+# Notebook cell metadata in a release: nothing but these tags, the markers nbval (`make
+# test`) and nbclient obey. A cell's metadata is invisible in JupyterLab, so anything else
+# in it (timings, extension state, text hidden there) is dropped.
+KEPT_CELL_TAGS = ("nbval-ignore-output", "nbval-check-output", "nbval-raises-exception",
+                  "nbval-skip", "raises-exception", "skip-execution")
+
 # Leak check: see the module docstring.
 RUN_LINES = 3
 MIN_RUN_CHARS = 12
 MIN_ANSWER_LINE_CHARS = 25
+WINDOW_TOKENS = 32  # K: a run of this many tokens of a region's code is a copy of it
+STATEMENT_TOKENS = 12  # M: a decisive statement has at least this many tokens...
+STATEMENT_OPERATORS = 3  # ...this many arithmetic or comparison operators among them...
+COMMENT_OPERATOR_SHARE = 0.3  # ...and, in a comment, operators for this share of them
 # Archives inside the release are opened this deep, and at most this much is unpacked.
 _MAX_ARCHIVE_DEPTH = 4
 _MAX_UNPACKED_BYTES = 512 * 2**20
@@ -153,6 +214,9 @@ class SolutionRegion:
     section: str
     function: str = ""
     body: list = field(default_factory=list)  # the lines strictly between the markers
+    # The whole text of the file or cell before release: outside the regions it is the
+    # course's given code, which the token check of find_leaks exempts.
+    source: str = field(default="", repr=False)
 
     def where(self):
         cell = f" cell {self.cell}" if self.cell is not None else ""
@@ -367,25 +431,33 @@ def _enclosing_def_by_indentation(lines, begin, indent):
     return ".".join(reversed(names)) or "this cell"
 
 
+# The first line the student finds between a region's markers.
+TODO_COMMENT = ("# TODO: your code here, in place of this raise. Only code between the markers "
+                "is graded.")
+
+
 def _replacement_lines(region):
+    """What the release puts between a region's two marker lines, at the BEGIN line's
+    indentation."""
     message = (
         f'{region.function}: not implemented yet; see {region.notebook}, '
         f'section "{region.section}"'
     )
     return [
-        f"{region.indent}# TODO: your code here, in place of this raise.",
+        f"{region.indent}{TODO_COMMENT}",
         f"{region.indent}raise NotImplementedError({message!r})",
     ]
 
 
 def _apply_solution_regions(lines, regions):
-    """The lines with every region (markers included) replaced; also fills region.body."""
+    """The lines with every region's body replaced, its two marker lines kept unchanged;
+    also fills region.body."""
     out, previous_end = [], 0
     for region in sorted(regions, key=lambda r: r.begin):
         region.body = lines[region.begin : region.end - 1]
-        out.extend(lines[previous_end : region.begin - 1])
+        out.extend(lines[previous_end : region.begin])  # up to the BEGIN line, included
         out.extend(_replacement_lines(region))
-        previous_end = region.end
+        previous_end = region.end - 1  # from the END line, included
     out.extend(lines[previous_end:])
     return out
 
@@ -407,6 +479,7 @@ def _process_python(path, text, problems):
         problems.append(f"{path}: does not parse ({exc.msg}, line {exc.lineno})")
         return text, regions
     for region in regions:
+        region.source = text
         _check_region_in_function(region, tree, problems)
     lines = text.splitlines()
     released = _apply_solution_regions(lines, regions)
@@ -492,6 +565,13 @@ def _markdown_headings(nb):
     return headings
 
 
+def _released_cell_metadata(metadata):
+    """A cell's metadata in the release: only its tags on KEPT_CELL_TAGS."""
+    tags = metadata.get("tags")
+    kept = [t for t in tags if t in KEPT_CELL_TAGS] if isinstance(tags, list) else []
+    return nbformat.from_dict({"tags": kept} if kept else {})
+
+
 def _process_notebook(path, raw, problems):
     """(released notebook bytes, solution regions, answer regions)."""
     try:
@@ -507,6 +587,7 @@ def _process_notebook(path, raw, problems):
             cell_regions = _pair_solution_markers(marker_lines, path, index, problems)
             lines = source.splitlines()
             for region in cell_regions:
+                region.source = source
                 region.function = _enclosing_def_by_indentation(
                     lines, region.begin, region.indent
                 )
@@ -529,14 +610,13 @@ def _process_notebook(path, raw, problems):
             cell.source = released
             cell.outputs = []
             cell.execution_count = None
-            for key in ("execution", "collapsed", "scrolled", "ExecuteTime"):
-                cell.metadata.pop(key, None)
         elif cell.cell_type == "markdown":
             released, cell_answers = _answer_regions_in_markdown(
                 cell.source, path, index, problems
             )
             answers.extend(cell_answers)
             cell.source = released
+        cell.metadata = _released_cell_metadata(cell.metadata)
     nb.metadata.pop("widgets", None)
     text = nbformat.writes(nb) + "\n"
     return text.encode("utf-8"), regions, answers
@@ -876,12 +956,291 @@ def _leaks_in_text(text, needles):
     return found
 
 
+# ---------------------------------------------------------------------------
+# Leak check, second part: region code as tokens, names and layout aside
+# ---------------------------------------------------------------------------
+
+# Every name that is not a keyword, an attribute (after '.') or the name of a keyword
+# argument (``axis=`` inside brackets) reads as this one placeholder: renaming changes
+# nothing, while the API a copy must call (np.einsum, .sum, axis=) still shows.
+ANY_NAME = "$"
+_OPERATORS = frozenset(
+    "**= //= >>= <<= ... -> := ** // << >> <= >= == != += -= *= /= %= @= &= |= ^= "
+    "+ - * / % @ & | ^ ~ < > ( ) [ ] { } , : . =".split()
+)
+# What makes a statement a computation rather than plumbing (a call, a dict, a return).
+_ARITHMETIC = frozenset(
+    "+ - * / // % ** @ & | ^ ~ << >> < > <= >= == != += -= *= /= //= %= **= @= &= |= ^= "
+    "<<= >>=".split()
+)
+# Python's tokens, found in any text: numbers, names, operators. Not tokens: white space,
+# ';', '#', quotes, backslashes (line continuations; the escapes \n \t \r \" \' \\ are
+# skipped whole), the prefixes of string literals (f"...", rb'...'), prompts (>>>, ...)
+# at the start of a line, and any other character.
+_TOKEN_RE = re.compile(r"""
+    (?P<skip>
+        ^[ \t]*(?:\#+[ \t]*)*(?:>>>|\.\.\.)(?=[ \t\r]|$)
+      | \\[ntr"'\\]
+      | (?<![\w'"])[rRbBuUfF]{1,2}(?=['"])
+    )
+  | (?P<number>
+        0[xX][0-9a-fA-F_]+ | 0[oO][0-7_]+ | 0[bB][01_]+
+      | (?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?
+    )
+  | (?P<name>[^\W\d]\w*)
+  | (?P<op>
+        \*\*= | //= | >>= | <<= | \.\.\. | -> | := | \*\* | // | << | >> | <= | >= | == | !=
+      | [-+*/%@&|^]= | [-+*/%@&|^~<>()\[\]{},:.=]
+    )
+""", re.VERBOSE | re.MULTILINE)
+# A comment: '#' to the end of its line outside string literals. Strings are matched only
+# to be stepped over; a quote not closed on its line (prose: "don't") opens no string.
+_COMMENT_RE = re.compile(r"""
+    (?s)('''|\"\"\").*?\1
+  | "(?:[^"\\\n]|\\.)*"
+  | '(?:[^'\\\n]|\\.)*'
+  | (?P<comment>\#[^\n]*)
+""", re.VERBOSE)
+# A string literal, or the parts of an f-string (Python 3.12+ splits them).
+_STRING_TOKENS = frozenset(
+    getattr(tokenize, name) for name in ("STRING", "FSTRING_START", "FSTRING_MIDDLE",
+                                         "FSTRING_END") if hasattr(tokenize, name)
+)
+
+
+def _regex_raw(text, base=0):
+    """Raw tokens (kind, text, start, end) of any text, by _TOKEN_RE."""
+    return [(m.lastgroup, m[0], base + m.start(), base + m.end())
+            for m in _TOKEN_RE.finditer(text) if m.lastgroup != "skip"]
+
+
+def _blank_comments(text):
+    """text with its comments blanked out (same length, so offsets stay valid)."""
+    return _COMMENT_RE.sub(lambda m: " " * len(m[0]) if m["comment"] else m[0], text)
+
+
+def _python_raw(text):
+    """(raw tokens, statement boundaries, comments) of Python source by tokenize, or None
+    when it does not tokenize.
+
+    A string literal is read with _TOKEN_RE, as in any other text (so its content counts,
+    and both readings agree); a boundary is the index of the first token after a NEWLINE
+    or a ';'; comments are their text.
+    """
+    offsets = [0] + [m.end() for m in re.finditer("\n", text)]
+    raw, bounds, comments = [], [], []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind, string, (row, column) = tok.type, tok.string, tok.start
+            start = offsets[row - 1] + column if row <= len(offsets) else len(text)
+            if kind == tokenize.NAME:
+                raw.append(("name", string, start, start + len(string)))
+            elif kind == tokenize.NUMBER:
+                raw.append(("number", string, start, start + len(string)))
+            elif kind == tokenize.OP:
+                if string == ";":
+                    bounds.append(len(raw))
+                elif string in _OPERATORS:
+                    raw.append(("op", string, start, start + len(string)))
+            elif kind in _STRING_TOKENS:
+                raw.extend(_regex_raw(string, start))
+            elif kind == tokenize.NEWLINE:
+                bounds.append(len(raw))
+            elif kind == tokenize.COMMENT:
+                comments.append(string)
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return raw, bounds, comments
+
+
+def _number(text):
+    """A number by its value: 1, 1.0 and 1. are one token, as are 1e-5 and 0.00001."""
+    plain = text.replace("_", "").lower()
+    try:
+        value = int(plain, 0) if plain[:2] in ("0x", "0o", "0b") else float(plain)
+        return repr(float(value))
+    except (ValueError, OverflowError):
+        return plain
+
+
+def _normal_tokens(raw):
+    """The tokens compared: ANY_NAME for names but keywords, attributes and keyword
+    arguments; numbers by value; operators as they are."""
+    tokens, depth = [], 0
+    for i, (kind, text, _, _) in enumerate(raw):
+        if kind == "op":
+            if text in ("(", "[", "{"):
+                depth += 1
+            elif text in (")", "]", "}"):
+                depth = max(depth - 1, 0)
+            tokens.append(text)
+        elif kind == "number":
+            tokens.append(_number(text))
+        elif keyword.iskeyword(text) or (i and raw[i - 1][:2] == ("op", ".")):
+            tokens.append(text)
+        elif (depth and i and i + 1 < len(raw) and raw[i + 1][:2] == ("op", "=")
+              and raw[i - 1][:2] in (("op", "("), ("op", ","))):
+            tokens.append(text)
+        else:
+            tokens.append(ANY_NAME)
+    return tuple(tokens)
+
+
+def _token_streams(text):
+    """(normalized tokens, raw tokens) of any text, read two ways: all of it (comments and
+    string literals read as code) and, when it has a '#', its code alone (comments blanked).
+
+    On Python source the code alone is token for token what tokenize gives (a test checks
+    it on the project's files); a regex, because in a release Python also hides in strings,
+    markdown, outputs and metadata, which tokenize cannot read.
+    """
+    full = _regex_raw(text)
+    streams = [(_normal_tokens(full), full)]
+    if "#" in text:
+        code = _regex_raw(_blank_comments(text))
+        if len(code) != len(full):
+            streams.append((_normal_tokens(code), code))
+    return streams
+
+
+@dataclass
+class _TokenNeedle:
+    tokens: tuple
+    described: str
+    statement: str = ""  # a decisive statement's own text; "" for a run of tokens
+
+
+def _decisive(tokens, comment):
+    """Whether a statement (or the text of a comment) gives a solution away alone: at least
+    STATEMENT_TOKENS tokens, STATEMENT_OPERATORS arithmetic or comparison operators among
+    them (a computation, not a call, a dict or a return), and, in a comment, operators for
+    at least COMMENT_OPERATOR_SHARE of its tokens (a formula, not prose)."""
+    if len(tokens) < STATEMENT_TOKENS:
+        return False
+    if sum(t in _ARITHMETIC for t in tokens) < STATEMENT_OPERATORS:
+        return False
+    operators = sum(t in _OPERATORS and t not in (".", ",") for t in tokens)
+    return not comment or operators >= COMMENT_OPERATOR_SHARE * len(tokens)
+
+
+def _region_tokens(region):
+    """(normalized tokens of the code, [(tokens, text, is_comment)] of its statements and
+    comments (a comment split at ';')) of a region's body."""
+    text = textwrap.dedent("\n".join(region.body))
+    python = _python_raw(text)
+    if python is not None:
+        raw, bounds, comments = python
+    else:  # a notebook cell's region that tokenize cannot read: a statement a line
+        raw, bounds, comments, base = [], [], [], 0
+        for line in text.split("\n"):
+            bounds.append(len(raw))
+            raw.extend(_regex_raw(_blank_comments(line), base))
+            comments.extend(m[0] for m in _COMMENT_RE.finditer(line) if m["comment"])
+            base += len(line) + 1
+    tokens = _normal_tokens(raw)
+    statements = []
+    edges = sorted({0, len(raw), *bounds})
+    for start, end in zip(edges, edges[1:]):
+        said = " ".join(text[raw[start][2] : raw[end - 1][3]].split())
+        statements.append((tokens[start:end], said, False))
+    for comment in comments:
+        for piece in comment.lstrip("#").split(";"):
+            statements.append((_normal_tokens(_regex_raw(piece)), " ".join(piece.split()),
+                               True))
+    return tokens, statements
+
+
+def _given_texts(regions):
+    """The course's given code around the regions: the text of each file or cell that holds
+    a region, cut where its regions' bodies are (marker lines kept)."""
+    sources = {}
+    for region in regions:
+        sources.setdefault((region.path, region.cell), (region.source, []))[1].append(region)
+    for source, held in sources.values():
+        inside = set()
+        for region in held:
+            inside.update(range(region.begin + 1, region.end))
+        segment = []
+        for lineno, line in enumerate(source.split("\n"), start=1):
+            if lineno not in inside:
+                segment.append(line)
+            elif segment:
+                yield "\n".join(segment)
+                segment = []
+        if segment:
+            yield "\n".join(segment)
+
+
+def _token_index(needles):
+    """{first STATEMENT_TOKENS tokens: [needles]}: every needle is at least that long."""
+    index = {}
+    for needle in needles:
+        index.setdefault(needle.tokens[:STATEMENT_TOKENS], []).append(needle)
+    return index
+
+
+def _token_matches(tokens, index):
+    """(needle, position) for every needle of index in a stream of tokens."""
+    size = STATEMENT_TOKENS
+    for i in range(len(tokens) - size + 1):
+        for needle in index.get(tokens[i : i + size], ()):
+            if tokens[i : i + len(needle.tokens)] == needle.tokens:
+                yield needle, i
+
+
+def _token_needles(regions):
+    """The token index of the solution regions: every run of WINDOW_TOKENS tokens of a
+    region's code (of a shorter region, all of its code if that is decisive), every
+    decisive statement and comment; less what occurs in the given code."""
+    needles = {}
+    for region in regions:
+        described = f"the solution region at {region.where()}"
+        tokens, statements = _region_tokens(region)
+        if len(tokens) >= WINDOW_TOKENS:
+            runs = [tokens[i : i + WINDOW_TOKENS]
+                    for i in range(len(tokens) - WINDOW_TOKENS + 1)]
+        else:
+            runs = [tokens] if _decisive(tokens, comment=False) else []
+        for run in runs:
+            needles.setdefault(run, _TokenNeedle(run, described))
+        for statement, said, comment in statements:
+            if _decisive(statement, comment) and statement not in needles:
+                needles[statement] = _TokenNeedle(statement, described, said)
+    index = _token_index(needles.values())
+    given = set()
+    for text in _given_texts(regions):
+        for tokens, _ in _token_streams(text):
+            given.update(needle.tokens for needle, _ in _token_matches(tokens, index))
+    return _token_index(n for n in needles.values() if n.tokens not in given)
+
+
+def _token_leaks_in_text(text, index):
+    """{description: what was found} for the token needles (an index) in text."""
+    found = {}
+    if not index:
+        return found
+    for tokens, raw in _token_streams(text):
+        for needle, i in _token_matches(tokens, index):
+            if needle.described in found:
+                continue
+            copy = " ".join(text[raw[i][2] : raw[i + len(needle.tokens) - 1][3]].split())
+            if needle.statement:
+                found[needle.described] = (
+                    f"the statement {needle.statement[:80]!r} of {needle.described} (names "
+                    f"and layout aside), as {copy[:80]!r}")
+            else:
+                found[needle.described] = (
+                    f"{len(needle.tokens)} tokens in a row of {needle.described} (names and "
+                    f"layout aside), from {copy[:80]!r}")
+    return found
+
+
 def find_leaks(files, regions, answers):
     """Problems (strings) for solution or answer text in ``files`` ({path: bytes}).
 
     See the module docstring for what counts as a leak.
     """
-    needles = _needles(regions, answers)
+    needles, token_needles = _needles(regions, answers), _token_needles(regions)
     budget, problems = _Budget(), []
     for rel in sorted(files):
         reported = set()
@@ -892,6 +1251,11 @@ def find_leaks(files, regions, answers):
                 reported.add((location, described))
                 what = (f"{run} consecutive lines" if run > 1 else "a line") + f" of {described}"
                 problems.append(f"{location}: holds {what}, from {first[:80]!r}")
+            # Found as lines already: not again as tokens.
+            for described, what in _token_leaks_in_text(text, token_needles).items():
+                if (location, described) not in reported:
+                    reported.add((location, described))
+                    problems.append(f"{location}: holds {what}")
     return problems
 
 
@@ -955,6 +1319,15 @@ def _check_student_readme(contents):
 # ---------------------------------------------------------------------------
 # Planning, writing, verifying
 # ---------------------------------------------------------------------------
+
+
+def _fingerprint(contents):
+    """student_tools.contract's fingerprint of the released package and notebooks."""
+    texts = {rel: data.decode("utf-8") for rel, data in contents.items()
+             if rel.startswith(contract.PACKAGE + "/") and rel.endswith(".py")}
+    notebooks = {rel: nbformat.reads(data.decode("utf-8"), as_version=4)
+                 for rel, data in contents.items() if rel in contract.NOTEBOOKS}
+    return json.dumps(contract.fingerprint_texts(texts, notebooks), indent=0, sort_keys=True)
 
 
 def plan_release(root):
@@ -1043,6 +1416,10 @@ def plan_release(root):
             )
     if problems:
         raise ReleaseError(problems)
+    # The course's skeleton hashes: the packer compares a student's files with them to
+    # warn about changes outside the answer regions (student_tools.contract).
+    contents[contract.FINGERPRINT] = _fingerprint(contents).encode("utf-8")
+    modes[contract.FINGERPRINT] = 0o644
     leaks = find_leaks(contents, regions, answers)
     if leaks:
         raise ReleaseError(["solution or answer text would ship:"] + leaks)

@@ -40,6 +40,7 @@ from student_tools.markers import ANSWER_BEGIN, ANSWER_END, solution_regions
 NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
 # The package modules a submission must carry; the two holding regions are the work.
 REGION_FILES = ("cs231n/layers.py", "cs231n/classifiers/fc_net.py")
+NETWORK_FILE = "cs231n/classifiers/fc_net.py"  # graded on the course's own layers
 REQUIRED_CODE = ("cs231n/__init__.py", "cs231n/layers.py", "cs231n/layer_utils.py",
                  "cs231n/classifiers/__init__.py", "cs231n/classifiers/fc_net.py")
 REQUIRED = NOTEBOOKS + REQUIRED_CODE

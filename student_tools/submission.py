@@ -60,11 +60,13 @@ try:
 except ImportError:
     pwd = None
 
+from student_tools import contract
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT, answer_blocks
 
-NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
+NOTEBOOKS = contract.NOTEBOOKS
 # The package files holding the parts students write (the solution regions).
-STUDENT_CODE = ("cs231n/layers.py", "cs231n/classifiers/fc_net.py")
+# The grader's own list (student_tools.contract): what it cannot grade without.
+STUDENT_CODE = contract.REQUIRED_CODE
 REQUIRED_FILES = NOTEBOOKS + STUDENT_CODE
 # The package the student edits: its .py files are packed. Nothing else is (not
 # student_tools/, not datasets/, not the tests).
@@ -336,9 +338,11 @@ def _read_bounded(path, limit=None):
 
 @dataclass
 class _Snapshot:
-    """What was read: files {rel: bytes} in packing order; notebooks {name: NotebookNode}."""
+    """What was read: files {rel: bytes} in packing order; notebooks {name: NotebookNode};
+    warnings: what the grader will ignore (changes outside the answer regions)."""
     files: dict
     notebooks: dict
+    warnings: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -346,15 +350,14 @@ class _Snapshot:
 # ---------------------------------------------------------------------------
 
 
-def _cell_label(index, cell):
-    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-    if len(first) > 40:
-        first = first[:37] + "..."
-    return f"cell {index + 1} ({first!r})" if first else f"cell {index + 1}"
-
-
 def _check_execution(name, nb):
-    """Reasons why nb is not the result of Restart & Run All, without errors."""
+    """Reasons why nb is not the result of Restart & Run All, without errors. A cell is
+    named as the student finds it in JupyterLab: its section, its first line, its [count]."""
+    headings = contract.headings(nb)
+
+    def _cell_label(index, cell):
+        return contract.cell_label(nb, index, headings)
+
     reasons = []
     code = [(i, c) for i, c in enumerate(nb.cells)
             if c.cell_type == "code" and c.source.strip()]
@@ -397,10 +400,11 @@ def _check_execution(name, nb):
 def _check_answers(name, nb):
     """Reasons why the written answers of nb are not ready."""
     reasons = []
+    headings = contract.headings(nb)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "markdown":
             continue
-        label = f"{name}: answer in markdown cell {index + 1}"
+        label = f"{name}: the answer under \"{headings[index] or 'the top'}\""
         for event, _, text in answer_blocks(cell.source):
             if event == "begin_twice":
                 reasons.append(f"{label}: {ANSWER_BEGIN} twice; restore the markers")
@@ -452,6 +456,8 @@ def _inspect(root, out):
         snapshot.notebooks[name] = nb
         reasons.extend(_check_execution(name, nb))
         reasons.extend(_check_answers(name, nb))
+    if not reasons:
+        reasons += _review_regions(root, snapshot)
     # is_file follows a link: a link to our own earlier zip may be replaced (the link, not
     # its target); a pipe or a folder of that name is refused before anything opens it.
     if out.exists() and not (out.is_file() and _is_our_zip(out)):
@@ -460,6 +466,23 @@ def _inspect(root, out):
             f"choose another name with --out"
         )
     return reasons, snapshot
+
+
+def _review_regions(root, snapshot):
+    """The grader's contract applied here: refusals (what it could not grade) returned,
+    changes outside the answer regions (what it ignores) kept as snapshot.warnings."""
+    texts, reasons = {}, []
+    for rel, data in snapshot.files.items():
+        if rel.endswith(".py"):
+            try:
+                texts[rel] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                reasons.append(f"{_shown(rel)} is not UTF-8 text")
+    course = contract.load_fingerprint(root)
+    if course is None:  # the course's own tree: nothing to compare with
+        course = contract.fingerprint_texts(texts, snapshot.notebooks)
+    refusals, snapshot.warnings = contract.review(texts, snapshot.notebooks, course)
+    return reasons + refusals
 
 
 def check_submission(root, out):
@@ -894,7 +917,7 @@ def _write_zip_atomically(out, entries):
         raise
 
 
-def make_submission(root=".", out=None, pdf=True, tools=None):
+def make_submission(root=".", out=None, pdf=True, tools=None, warn=None):
     """Check, then write the submission zip. Raises SubmissionRefused with every reason.
 
     Inputs:
@@ -902,6 +925,8 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
     - out: zip path (default root / DEFAULT_ZIP)
     - pdf: False to skip the PDF on purpose
     - tools: (browser, mathjax_js) to use instead of find_pdf_tools()
+    - warn: called with each change outside the answer regions (not graded) before the
+      zip is written (the result's notes hold them too)
 
     Returns a SubmissionResult.
     """
@@ -912,10 +937,12 @@ def make_submission(root=".", out=None, pdf=True, tools=None):
         reasons.append(f"--out {out}: folder {out.parent} does not exist")
     if reasons:
         raise SubmissionRefused(reasons)
+    for warning in snapshot.warnings if warn is not None else ():
+        warn(warning)
 
     # The bytes checked are the bytes zipped and hashed: nothing is read a second time.
     entries = list(snapshot.files.items())
-    result = SubmissionResult(out, [])
+    result = SubmissionResult(out, [], notes=list(snapshot.warnings))
     if pdf:
         browser, mathjax_js = find_pdf_tools() if tools is None else tools
         if browser is None or mathjax_js is None:
@@ -973,8 +1000,18 @@ def main(argv=None):
         except ValueError as exc:  # a wrong path given on purpose: say so before anything
             print(f"Submission NOT made: {exc}", file=sys.stderr)
             return 1
+    warned = []
+
+    def warn(text):
+        if not warned:
+            print("Only the code between the solution markers is graded. These changes are "
+                  "outside them: they are packed but will not run:", file=sys.stderr)
+        warned.append(text)
+        print(f"  WARNING: {text}", file=sys.stderr)
+
     try:
-        result = make_submission(args.root, args.out, pdf=not args.no_pdf, tools=tools)
+        result = make_submission(args.root, args.out, pdf=not args.no_pdf, tools=tools,
+                                 warn=warn)
     except SubmissionRefused as exc:
         print("Submission NOT made. Fix these and run it again:", file=sys.stderr)
         for i, reason in enumerate(exc.reasons, start=1):
@@ -982,7 +1019,8 @@ def main(argv=None):
         return 1
     print(f"Wrote {result.zip_path} ({len(result.members)} files)")
     for note in result.notes:
-        print(f"NOTE: {note}.", file=sys.stderr)
+        if note not in warned:
+            print(f"NOTE: {note}.", file=sys.stderr)
     if args.no_pdf:
         print("  without the PDF, as asked (--no-pdf)")
         return 0

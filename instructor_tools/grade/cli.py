@@ -16,7 +16,6 @@ import concurrent.futures
 import csv
 import json
 import os
-import queue
 import shutil
 import sys
 import tempfile
@@ -25,14 +24,9 @@ from pathlib import Path
 
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
-from instructor_tools.grade.sandbox import (
-    Limits,
-    Sandbox,
-    describe,
-    detect,
-    others_can_run_python,
-    sandbox_uid,
-)
+from instructor_tools.grade import isolation
+from instructor_tools.grade.sandbox import Limits, Sandbox, describe, detect
+from student_tools import contract
 
 BASE_COLUMNS = ["submission", "score", "max_score", "status", "outputs_reproduce",
                 "answers_missing", "sandbox", "status_detail", "zip", "sha256", "seconds"]
@@ -146,46 +140,67 @@ def _progress(total, disable):
     return tqdm(total=total, unit="submission", disable=disable, file=sys.stderr)
 
 
-def grade_folder(zips, opts, jobs=1, quiet=False):
-    """Grade zips with jobs at a time; each job runs its sandboxes as its own uid."""
-    uids = queue.Queue()
-    # An unprivileged uid per parallel slot, so that RLIMIT_NPROC applies (never to root).
-    drop = os.geteuid() == 0 and (opts.sandbox.kind == "bwrap" or others_can_run_python())
-    if os.geteuid() == 0 and not drop:
-        print("warning: the interpreter is not reachable by an unprivileged uid outside "
-              "bubblewrap: sandboxed code runs as root, without a process limit",
-              file=sys.stderr)
-    for slot in range(jobs):
-        uids.put(sandbox_uid(slot) if drop else None)
+def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None):
+    """Grade zips with jobs at a time; each submission runs in its own box (a fresh uid,
+    its own budget and deadline, see isolation.SubmissionBox). With gradebook (a path),
+    grades.csv is rewritten atomically after every submission, so a run killed halfway
+    keeps the rows it finished."""
+    results = []
+    bar = _progress(len(zips), quiet)
+    rubric_ids = [i.id for i in opts.rubric.items]
 
     def one(zip_path):
-        uid = uids.get()
         try:
-            sandbox = Sandbox(opts.sandbox.kind, uid=uid)
-            local = grading.Options(**{**vars(opts), "sandbox": sandbox})
-            return grading.grade_one(zip_path, local)
+            return grading.grade_one(zip_path, opts)
         except Exception as exc:  # e.g. OUT not writable: still a row, and the run goes on
             return {"submission": grading.safe_name(zip_path), "zip": Path(zip_path).name,
                     "sha256": "", "score": 0, "max_score": opts.rubric.max_score,
-                    "status": "crashed", "outputs_reproduce": "not checked",
-                    "status_detail": f"grader error: {type(exc).__name__}: {exc}",
+                    "status": "grader_error", "outputs_reproduce": "not checked",
+                    "status_detail": f"{type(exc).__name__}: {exc}",
                     "sandbox_kind": opts.sandbox.kind, "items": [], "notebooks": []}
-        finally:
-            uids.put(uid)
 
-    results = []
-    bar = _progress(len(zips), quiet)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, z) for z in zips]
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
             results.append(result)
+            if gradebook is not None:
+                write_gradebook(gradebook, results, rubric_ids)
             if bar is not None:
                 bar.set_postfix_str(f"{result['submission'][:20]}: {result['status']}")
                 bar.update(1)
     if bar is not None:
         bar.close()
     return results
+
+
+def preflight(opts):
+    """Why the grader must not start, as sentences (empty: it may).
+
+    The course's files are what runs around every student's regions, and the hidden
+    tests must stay out of the sandbox's reach: a non-editable install of this package
+    (``pip install ".[instructor]"``) lacks the notebooks and the sanitizer, and would put
+    the hidden tests where the sandbox's interpreter can import them.
+    """
+    problems = []
+    course = Path(opts.course)
+    for rel in (*contract.REQUIRED_CODE, "cs231n/check.py", "tests/nbval_sanitize.cfg"):
+        if not (course / rel).is_file():
+            problems.append(f"the course file {course / rel} is missing (grade from a checkout "
+                            f"of the course, or pass --course DIR)")
+    for name in contract.NOTEBOOKS:
+        if not (Path(opts.course_notebooks) / name).is_file():
+            problems.append(f"the course notebook {Path(opts.course_notebooks) / name} is "
+                            f"missing (grade from a checkout of the course, or pass --course)")
+    exposed = isolation.preflight(opts.sandbox.kind)
+    if opts.sandbox.kind == "bwrap":
+        problems += exposed
+    else:
+        # The fallbacks show the host's files by design (and say so in every row); the
+        # allow-list still keeps region code from importing or opening anything.
+        for line in exposed:
+            print(f"warning (FALLBACK isolation): {line}", file=sys.stderr)
+    return problems
 
 
 def merge(folders, out, rubric):
@@ -238,6 +253,14 @@ def build_parser():
                         help="wall seconds for re-executing one notebook")
     parser.add_argument("--memory", type=float, default=3.0,
                         help="GiB of address space per sandboxed process")
+    parser.add_argument("--submission-memory", type=float, default=6.0,
+                        help="GiB of memory for all processes of one submission together")
+    parser.add_argument("--deadline", type=float, default=600,
+                        help="wall seconds for everything of one submission, notebook "
+                        "kernels included; past it the row is 'timeout'")
+    parser.add_argument("--course", type=Path, default=grading.PROJECT,
+                        help="the course's tree (cs231n/, the notebooks, "
+                        "tests/nbval_sanitize.cfg): what runs around the student's regions")
     parser.add_argument("--datasets", type=Path, default=grading.Options.datasets,
                         help="the cifar-10-batches-py folder the notebooks read")
     parser.add_argument("--force", action="store_true",
@@ -280,9 +303,12 @@ def main(argv=None):
               file=sys.stderr)
     print(f"Isolation: {describe(kind)}", file=sys.stderr)
     memory = int(args.memory * 2**30)
+    budget = isolation.Budget(memory_bytes=int(args.submission_memory * 2**30),
+                              deadline_seconds=args.deadline)
     opts = grading.Options(
         out=args.out, rubric=rubric, run_notebooks=not args.no_notebooks,
-        sandbox=Sandbox(kind), datasets=args.datasets, force=args.force,
+        sandbox=Sandbox(kind), budget=budget, course=args.course,
+        course_notebooks=args.course, datasets=args.datasets, force=args.force,
         keep_work=args.keep_work, python=sys.executable,
         limits=Limits(cpu_seconds=int(args.timeout), wall_seconds=args.timeout,
                       memory_bytes=memory),
@@ -290,13 +316,19 @@ def main(argv=None):
                                wall_seconds=args.notebook_timeout,
                                memory_bytes=max(memory, 4 * 2**30), processes=256),
     )
+    problems = preflight(opts)
+    if problems:
+        print("The grader will not start:\n" + "\n".join(f"- {p}" for p in problems),
+              file=sys.stderr)
+        return 2
     if opts.run_notebooks and not Path(args.datasets).is_dir():
         print(f"warning: {args.datasets} does not exist: the notebooks cannot load CIFAR-10 "
               f"(run `make data`, or pass --datasets)", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = grade_folder(zips, opts, jobs=args.jobs, quiet=args.quiet)
     name = "grades.csv" if args.shard is None else f"grades-shard-{args.shard[0]}-of-" \
                                                    f"{args.shard[1]}.csv"
+    results = grade_folder(zips, opts, jobs=args.jobs, quiet=args.quiet,
+                           gradebook=args.out / name)
     write_gradebook(args.out / name, results, [i.id for i in rubric.items])
     print(summary(results, rubric.max_score))
     print(f"Gradebook: {args.out / name}; feedback: {args.out / 'feedback'}")

@@ -39,9 +39,27 @@ def render(result):
     ]
     if result.get("status_detail"):
         parts.append(f"<p class='small'>Details: <code>{_e(result['status_detail'])}</code></p>")
+    # Instructor-only details (zip hash, isolation, paths) stay in results/<name>.json.
     parts.append(f"<p class='small'>Notebook outputs reproduce: "
-                 f"{_e(result['outputs_reproduce'])}. Isolation: {_e(result['sandbox'])}. "
-                 f"Zip sha256 {_e(result['sha256'])}.</p>")
+                 f"{_e(result['outputs_reproduce'])}.</p>")
+    parts.append("<p class='small'>Only the code between the solution markers (<code>### "
+                 "BEGIN SOLUTION</code> ... <code>### END SOLUTION</code>) is graded; it runs "
+                 "inside the course's own files.</p>")
+    regions = [r for r in result.get("regions", []) if r["state"] != "ok"]
+    if regions:
+        parts.append("<h2>Answer regions not run</h2><ul>")
+        for region in regions:
+            parts.append(f"<li>{_e(region['description'])}")
+            if len(region.get("refusals", [])) > 1:
+                parts.append("<ul>" + "".join(
+                    f"<li>line {_e(r['line'])}: {_e(r['why'])}: <code>{_e(r['text'])}</code>"
+                    f"</li>" for r in region["refusals"][1:]) + "</ul>")
+            parts.append("</li>")
+        parts.append("</ul>")
+    if result.get("outside"):
+        parts.append("<h2>Changed outside the answer regions: not graded</h2><ul>")
+        parts.extend(f"<li><code>{_e(line)}</code></li>" for line in result["outside"])
+        parts.append("</ul>")
 
     parts.append("<h2>Graded items</h2>")
     if not result["items"]:
@@ -57,6 +75,8 @@ def render(result):
                 if not test["passed"]:
                     line += f"<br><code>{_e(test['message'])}</code>"
                 rows.append(line)
+            if not item["passed"] and item.get("related"):
+                rows.append(f"<span class='small'>{_e(item['related'])}</span>")
             if not item["passed"] and item.get("hint"):
                 state = ("self-check passes" if item.get("check_passed")
                          else "self-check fails")
@@ -97,9 +117,6 @@ def render(result):
     notes = []
     if result.get("missing"):
         notes.append("Missing files: " + ", ".join(result["missing"]))
-    notes += [f"{a['kind']}: {a['detail']}" for a in result.get("attempts", [])]
-    if result.get("monkeypatched"):
-        notes.append("Replaced functions: " + ", ".join(result["monkeypatched"]))
     notes += [f"MANIFEST: {m}" for m in result.get("manifest", [])]
     if result.get("skipped_members"):
         notes.append("Not part of a submission, ignored: " + ", ".join(result["skipped_members"]))

@@ -1,19 +1,27 @@
-"""Grade one submission zip: unpack, run the student's code sandboxed, judge, report.
+"""Grade one submission zip: unpack, build, run sandboxed, judge, report.
 
-The flow of ``grade_one`` (every step turns a failure into a status, never an exception):
+The flow of ``grade_one`` (every step turns a failure into a status, never an exception;
+an error of the grader itself becomes the row's ``grader_error``):
 
 1. sha256 of the zip; a result already in OUT/results/ for the same zip, rubric and
    options is reused (re-runs skip what is done).
 2. ``unpack.unpack`` into a private folder (refusals: corrupt_zip, unsafe_zip, zip_bomb;
-   missing required files: missing_files).
-3. Static notebook checks (``notebooks.check_notebook``), in this process, as data.
-4. The worker (``worker.py``) runs in the sandbox on the student's package with inputs this
-   process made (``hidden/tests.build_all``); it returns raw arrays (.npz, no pickles) and
-   a JSON log. This process judges them against the reference (``hidden/tests.judge``)
-   and scores the rubric items.
-5. Optionally the notebooks are re-executed in the sandbox under nbval with the project's
-   sanitizer; junit XML says which cells differ.
-6. OUT/results/<name>.json (written atomically) and OUT/feedback/<name>.html.
+   a file of ``contract.REQUIRED`` missing: missing_files, exactly what the packer refuses).
+3. ``build.build``: the course's package and notebooks with the student's answer regions
+   spliced in, each region body checked against the allow-list first (a refused body is
+   replaced by a ``raise`` and the row says ``forbidden_code``). Only this build enters the
+   sandbox; whatever else the student changed is listed as not graded.
+4. Static notebook checks on the submitted notebooks (``notebooks.check_notebook``), here,
+   as data read with size and cell-count limits.
+5. The worker (``worker.py``) runs in the submission's own box (``isolation``: a fresh uid,
+   its own cgroup budget, scratch tmpfs and deadline) with inputs this process made
+   (``hidden/tests.build_all``); it returns raw arrays through an unnamed file whose
+   descriptor it inherits, read here with caps (``bounded``). This process judges them
+   against the reference (``hidden/tests.judge``) and scores the rubric items.
+6. Optionally the built notebooks are re-executed in the same box under nbval with the
+   course's sanitizer and tags; junit XML (through another unnamed file) says which cells
+   differ from the student's stored outputs.
+7. OUT/results/<name>.json (written atomically) and OUT/feedback/<name>.html.
 """
 import concurrent.futures
 import errno
@@ -31,17 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
-from instructor_tools.grade import feedback, notebooks, unpack
+from instructor_tools.grade import bounded, build, feedback, notebooks, unpack
 from instructor_tools.grade.hidden import tests as hidden
+from instructor_tools.grade.isolation import Budget, SubmissionBox
 from instructor_tools.grade.sandbox import Limits, Mount, Sandbox, describe
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 NOTEBOOK_NAMES = unpack.NOTEBOOKS
-SELF_CHECK = PROJECT / "cs231n" / "check.py"
-SANITIZER = PROJECT / "tests" / "nbval_sanitize.cfg"
 MAX_LOG_BYTES = 2 * 2**20
+MAX_CHANNEL_BYTES = 256 * 2**20  # everything the worker returns for one submission
 
 # The environment of every sandboxed command: the Makefile's, so notebook outputs match.
 BASE_ENV = {
@@ -55,22 +63,22 @@ BASE_ENV = {
 
 # Statuses, most severe first: the first that applies is the row's status.
 STATUS_TEXT = {
+    "grader_error": "the grader itself failed on this submission (see the detail): "
+                    "grade it again or by hand",
     "corrupt_zip": "the file is not a readable zip",
     "unsafe_zip": "the zip has an unsafe member (absolute or '..' path, symlink, control "
                   "character): nothing was unpacked",
     "zip_bomb": "the zip unpacks past the size caps: nothing graded",
     "missing_files": "required files are missing",
-    "syntax_error": "the package does not compile (syntax error)",
+    "forbidden_code": "an answer region uses code outside the allow-list: that region was "
+                      "not run",
+    "syntax_error": "an answer region does not parse: that region was not run",
     "import_error": "importing the package raised an exception",
-    "timeout": "the code ran past its time limit (infinite loop?)",
+    "timeout": "the code ran past its time limit or the submission's deadline",
     "memory_limit": "the code ran past its memory limit",
-    "process_limit": "the code started too many processes (fork bomb?)",
-    "output_limit": "the code wrote past the file size limit (endless output?)",
+    "process_limit": "the code started too many processes",
+    "output_limit": "the code wrote past the file size or disk limit (endless output?)",
     "crashed": "the sandboxed process died",
-    "network_attempt": "the code tried to open a network connection (blocked)",
-    "forbidden_read": "the code tried to read files outside its folder (hidden tests?)",
-    "write_outside": "the code tried to write outside its folder (blocked)",
-    "monkeypatch": "the code replaced numpy or grader functions",
     "ok": "graded",
 }
 
@@ -80,33 +88,41 @@ class Options:
     out: Path
     rubric: object
     run_notebooks: bool = True
-    sandbox: Sandbox = None
+    sandbox: Sandbox = None  # its kind is used; each submission gets its own box and uid
     limits: Limits = field(default_factory=lambda: Limits(cpu_seconds=120, wall_seconds=180,
                                                           memory_bytes=3 * 2**30))
     notebook_limits: Limits = field(default_factory=lambda: Limits(
         cpu_seconds=900, wall_seconds=900, memory_bytes=4 * 2**30, processes=256))
+    budget: Budget = field(default_factory=Budget)  # one submission, all its processes
+    uids: object = None  # isolation.UidAllocator shared by a run (None: the default one)
     datasets: Path = PROJECT / "datasets" / "cifar-10-batches-py"
+    course: Path = PROJECT  # the course's tree: cs231n/, tests/nbval_sanitize.cfg
     course_notebooks: Path = PROJECT
     workdir: Path | None = None
     keep_work: bool = False
     force: bool = False
     python: str = sys.executable  # the interpreter of this venv (bound read-only inside)
     op_seconds: float = 20  # per hidden test (an alarm inside the worker)
-    import_seconds: float = 30  # importing the student's package
+    import_seconds: float = 30  # importing the package
 
     def fingerprint(self):
         """What a cached result must match to be reused: rubric, options, grader code."""
         return {"rubric": self.rubric.digest, "notebooks": self.run_notebooks,
-                "version": RESULT_VERSION, "grader": grader_digest()}
+                "version": RESULT_VERSION, "grader": grader_digest(self.course)}
 
 
-def grader_digest():
-    """sha256 of the files that decide verdicts: a changed test re-grades everything."""
+def grader_digest(course=PROJECT):
+    """sha256 of what decides verdicts: the grader's code, the hidden tests, the contract
+    and the course's package (it is what runs around the student's regions)."""
     digest = hashlib.sha256()
-    for path in (HERE / "worker.py", HERE / "nbval_guard.py", HERE / "hidden" / "tests.py",
-                 HERE / "hidden" / "reference.py", SELF_CHECK, SANITIZER):
-        if path.is_file():
-            digest.update(path.read_bytes())
+    paths = [HERE / "worker.py", HERE / "nbval_guard.py", HERE / "build.py",
+             HERE / "hidden" / "tests.py", HERE / "hidden" / "reference.py",
+             PROJECT / "student_tools" / "contract.py", PROJECT / "student_tools" / "allowlist.py",
+             Path(course) / "tests" / "nbval_sanitize.cfg"]
+    paths += sorted((Path(course) / "cs231n").rglob("*.py"))
+    for path in paths:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -146,7 +162,7 @@ def write_json_atomic(path, data):
 
 def cached_result(path, sha, opts):
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(bounded.read_regular(path, 64 * 2**20).decode("utf-8"))
     except (OSError, ValueError):
         return None
     if data.get("sha256") == sha and data.get("fingerprint") == opts.fingerprint():
@@ -157,32 +173,6 @@ def cached_result(path, sha, opts):
 # ---------------------------------------------------------------------------
 # Running the worker and reading what it returned
 # ---------------------------------------------------------------------------
-
-
-def _read_log(path):
-    """JSON records of the worker's log; malformed lines are dropped (untrusted bytes)."""
-    if not path.is_file():
-        return []
-    records = []
-    with open(path, "rb") as handle:
-        raw = handle.read(MAX_LOG_BYTES)
-    for line in raw.decode("utf-8", "replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _load_outputs(path):
-    """The arrays of one op's .npz, loaded without pickles; {} when unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: np.asarray(data[key]) for key in data.files[:1000]}
-    except Exception:  # a forged or truncated file is the submission's problem
-        return None
 
 
 def _death(run):
@@ -215,77 +205,83 @@ def _classify_import(record):
     return "import_error"
 
 
-def _mounts(work, sub, datasets):
-    mounts = [Mount(sub, "/sub"), Mount(work / "course", "/course"), Mount(work / "in", "/in"),
-              Mount(work / "out", "/out", writable=True)]
+def _mounts(work, datasets, build="sub"):
+    """What a sandboxed command sees: a build (read-only) as /sub, the course's worker
+    files (read-only), the inputs (read-only) and the data set. No writable host folder:
+    the scratch /tmp is the submission's own tmpfs."""
+    mounts = [Mount(work / build, "/sub"), Mount(work / "course", "/course"),
+              Mount(work / "in", "/in")]
     if datasets is not None and Path(datasets).is_dir():
         mounts.append(Mount(Path(datasets), "/sub/datasets/cifar-10-batches-py"))
     return mounts
 
 
-def _prepare_dirs(work, sub, opts, uid):
-    """course/ (worker, public self-check, sanitizer), in/, out/ writable by the uid."""
+def _prepare_dirs(work, opts):
+    """course/ (worker, public self-check, sanitizer) and in/, readable by the box's uid."""
     course = work / "course"
     course.mkdir()
     shutil.copy2(HERE / "worker.py", course / "worker.py")
     shutil.copy2(HERE / "nbval_guard.py", course / "nbval_guard.py")
-    if SELF_CHECK.is_file():
-        shutil.copy2(SELF_CHECK, course / "check.py")
-    if SANITIZER.is_file():
-        shutil.copy2(SANITIZER, course / "nbval_sanitize.cfg")
+    shutil.copy2(Path(opts.course) / "cs231n" / "check.py", course / "check.py")
+    shutil.copy2(Path(opts.course) / "tests" / "nbval_sanitize.cfg",
+                 course / "nbval_sanitize.cfg")
     (work / "in").mkdir()
-    out = work / "out"
-    out.mkdir()
-    if uid is not None:
-        os.chown(out, uid, uid)
-    # The dataset mount point inside the (read-only) submission copy.
-    (sub / "datasets" / "cifar-10-batches-py").mkdir(parents=True, exist_ok=True)
-    for path in [work, *work.rglob("*")]:
-        if path.is_dir():
-            path.chmod(0o755 if path != out else 0o770)
-        else:
-            path.chmod(0o644)
-    if opts.sandbox.kind != "bwrap":
-        # The code sees host paths: link the data where the package looks for it.
-        target = sub / "datasets" / "cifar-10-batches-py"
-        target.rmdir()
-        if opts.datasets and Path(opts.datasets).is_dir():
-            target.symlink_to(Path(opts.datasets).resolve())
+    for sub in (work / "sub", work / "subnet"):
+        # The dataset mount point inside the (read-only) build.
+        (sub / "datasets" / "cifar-10-batches-py").mkdir(parents=True, exist_ok=True)
+        for path in [sub, *sub.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if opts.sandbox.kind != "bwrap":
+            # The code sees host paths: link the data where the package looks for it.
+            target = sub / "datasets" / "cifar-10-batches-py"
+            target.rmdir()
+            if opts.datasets and Path(opts.datasets).is_dir():
+                target.symlink_to(Path(opts.datasets).resolve())
+    for path in (work / "course", work / "in"):
+        path.chmod(0o755)
 
 
-def run_worker(work, sub, opts):
-    """Run the hidden tests' ops in the sandbox; return (records, {op: outputs}, run)."""
-    ops, arrays = hidden.build_all(opts.rubric.tests)
-    spec = {"ops": ops, "checks": opts.rubric.checks, "seed": 0,
+def _env(box, extra=None):
+    env = dict(BASE_ENV)
+    if box.kind != "bwrap":
+        env = box.host_env(env)
+    env.update(extra or {})
+    return env
+
+
+def run_worker(work, box, opts, tests, build="sub", checks=()):
+    """Run the named hidden tests' ops in the box on one build; return (records,
+    {op: outputs}, run, arrays, problems)."""
+    ops, arrays = hidden.build_all(tests)
+    spec = {"ops": ops, "checks": list(checks), "seed": 0,
             "op_seconds": opts.op_seconds, "import_seconds": opts.import_seconds,
             "check_seconds": opts.op_seconds}
-    (work / "in" / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    np.savez(work / "in" / "arrays.npz", **arrays)
-    (work / "in" / "spec.json").chmod(0o644)
-    (work / "in" / "arrays.npz").chmod(0o644)
-    mounts = _mounts(work, sub, opts.datasets)
-    sb = opts.sandbox
-    at = {m.inside: sb.path(m) for m in mounts}
-    argv = [opts.python, "-I", "-B", f"{at['/course']}/worker.py",
-            "--spec", f"{at['/in']}/spec.json", "--arrays", f"{at['/in']}/arrays.npz",
-            "--root", at["/sub"], "--out", at["/out"]]
-    if (work / "course" / "check.py").is_file():
-        argv += ["--check", f"{at['/course']}/check.py"]
-    env = dict(BASE_ENV)
-    if sb.kind != "bwrap":
-        env = {k: (v.replace("/tmp", str(work / "tmp")) if v.startswith("/tmp") else v)
-               for k, v in env.items()}
-        (work / "tmp").mkdir(exist_ok=True)
-        (work / "tmp").chmod(0o1777)
-    env["PATH"] = f"{Path(opts.python).parent}:/usr/bin:/bin"
-    run = sb.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.limits)
-    records = _read_log(work / "out" / "log.jsonl")
-    outputs = {}
-    for record in records:
+    (work / "in" / f"{build}.json").write_text(json.dumps(spec), encoding="utf-8")
+    np.savez(work / "in" / f"{build}.npz", **arrays)
+    (work / "in" / f"{build}.json").chmod(0o644)
+    (work / "in" / f"{build}.npz").chmod(0o644)
+    mounts = _mounts(work, opts.datasets, build)
+    at = {m.inside: box.path(m) for m in mounts}
+    env = _env(box, {"PATH": f"{Path(opts.python).parent}:/usr/bin:/bin"})
+    with tempfile.TemporaryFile(dir=work) as channel:
+        # An unnamed file: the worker writes through the descriptor it inherits; no path
+        # to it exists inside the sandbox, and no folder there is writable.
+        os.fchmod(channel.fileno(), 0o666)
+        argv = [opts.python, "-I", "-B", f"{at['/course']}/worker.py",
+                "--spec", f"{at['/in']}/{build}.json", "--arrays", f"{at['/in']}/{build}.npz",
+                "--root", at["/sub"], "--channel", str(channel.fileno()),
+                "--check", f"{at['/course']}/check.py"]
+        run = box.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.limits,
+                      pass_fds=(channel.fileno(),))
+        data = bounded.read_channel_fd(channel.fileno(), MAX_CHANNEL_BYTES)
+    decoded, problems = bounded.read_channel(data)
+    records, outputs = [], {}
+    for record, values in decoded:
+        records.append(record)
         name = record.get("op")
         if isinstance(name, str) and record.get("ok") is True and name in hidden.TESTS:
-            outputs[name] = _load_outputs(work / "out" / f"{name}.npz")
-    return records, outputs, run, arrays
+            outputs[name] = values
+    return records, outputs, run, arrays, problems
 
 
 def _test_arrays(arrays, name):
@@ -335,46 +331,39 @@ def score_items(verdicts, rubric, checks):
 # ---------------------------------------------------------------------------
 
 
-def run_notebook(work, sub, name, report, opts):
-    """Re-execute one notebook under nbval in the sandbox; a dict for the result.
+def run_notebook(work, box, name, labels, opts):
+    """Re-execute one built notebook under nbval in the box; a dict for the result.
 
-    nbval's junit report is written to a file descriptor the grader passes in (an unnamed
-    file, never visible in the sandbox's file system); the pytest process is made
-    non-dumpable (nbval_guard.py), so the student's kernel cannot rewrite the report.
+    The notebook is the course's (its cells, tags and nbval markers; the student's tags
+    never reach it) with the student's regions and stored outputs. nbval's junit report is
+    written to a file descriptor the grader passes in (an unnamed file, never visible in
+    the sandbox's file system); the pytest process is made non-dumpable (nbval_guard.py),
+    so a kernel cannot rewrite the report.
     """
-    # No writable /out here: the report travels through the passed descriptor only.
-    mounts = [m for m in _mounts(work, sub, opts.datasets) if m.inside != "/out"]
-    sb = opts.sandbox
-    at = {m.inside: sb.path(m) for m in mounts}
-    env = dict(BASE_ENV)
-    if sb.kind != "bwrap":
-        tmp = work / f"tmp-{Path(name).stem}"
-        tmp.mkdir(exist_ok=True)
-        tmp.chmod(0o1777)
-        env = {k: (v.replace("/tmp", str(tmp)) if v.startswith("/tmp") else v)
-               for k, v in env.items()}
-    env["PATH"] = f"{Path(opts.python).parent}:/usr/bin:/bin"
-    env["PYTHONPATH"] = f"{at['/course']}:{at['/sub']}"
+    mounts = _mounts(work, opts.datasets)
+    at = {m.inside: box.path(m) for m in mounts}
+    env = _env(box, {"PATH": f"{Path(opts.python).parent}:/usr/bin:/bin",
+                     "PYTHONPATH": f"{at['/course']}:{at['/sub']}"})
     result = {"name": name, "seconds": 0.0, "cells_run": 0, "differ": []}
+    wall = min(opts.notebook_limits.wall_seconds, max(box.remaining(), 1))
     with tempfile.TemporaryFile(dir=work) as junit:
         os.fchmod(junit.fileno(), 0o666)  # reopened through /proc/self/fd by the sandbox uid
         argv = [opts.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
                 "-p", "nbval_guard", "--color=no", "--nbval", "--nbval-current-env",
-                "--nbval-cell-timeout", str(int(opts.notebook_limits.wall_seconds)),
+                "--nbval-cell-timeout", str(int(wall)),
                 f"--junitxml=/proc/self/fd/{junit.fileno()}", "-o", "junit_logging=no",
-                "--rootdir", at["/sub"]]
-        if (work / "course" / "nbval_sanitize.cfg").is_file():
-            argv += ["--nbval-sanitize-with", f"{at['/course']}/nbval_sanitize.cfg"]
-        argv.append(f"{at['/sub']}/{name}")
-        run = sb.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.notebook_limits,
-                     pass_fds=(junit.fileno(),))
-        junit.seek(0)
-        xml = junit.read(MAX_LOG_BYTES)
+                "--rootdir", at["/sub"],
+                "--nbval-sanitize-with", f"{at['/course']}/nbval_sanitize.cfg",
+                f"{at['/sub']}/{name}"]
+        run = box.run(argv, mounts, cwd=at["/sub"], env=env, limits=opts.notebook_limits,
+                      pass_fds=(junit.fileno(),))
+        xml = bounded.read_channel_fd(junit.fileno(), MAX_LOG_BYTES)
     result["seconds"] = round(run.seconds, 1)
+    result["budget_exceeded"] = getattr(run, "budget_exceeded", None)
     if run.timed_out:
-        result["status"] = f"timeout after {opts.notebook_limits.wall_seconds:g} s"
+        result["status"] = f"timeout after {run.seconds:.0f} s"
     try:
-        cells_run, differ = notebooks.parse_junit(xml, report)
+        cells_run, differ = notebooks.parse_junit(xml, labels)
     except Exception as exc:  # missing, truncated or forged XML
         result.setdefault("status", f"no nbval report ({type(exc).__name__}); "
                                     f"{run.stderr.strip()[-300:] or run.stdout.strip()[-300:]}")
@@ -391,81 +380,73 @@ def run_notebook(work, sub, name, report, opts):
 # ---------------------------------------------------------------------------
 
 
+def _status_of_run(result, run, what, seconds):
+    """The status a sandboxed run that did not finish gives the row."""
+    exceeded = getattr(run, "budget_exceeded", None)
+    if exceeded == "deadline" or run.timed_out:
+        _set_status(result, "timeout", f"{what}: killed at the submission's deadline "
+                                       f"or after {seconds:g} s wall time")
+    elif exceeded == "memory":
+        _set_status(result, "memory_limit", f"{what}: the submission's memory budget")
+    elif exceeded == "processes":
+        _set_status(result, "process_limit", f"{what}: the submission's process budget")
+    elif exceeded in ("disk", "files"):
+        _set_status(result, "output_limit", f"{what}: the submission's {exceeded} budget")
+    elif run.cpu_limit:
+        _set_status(result, "timeout", f"{what}: CPU time limit")
+    elif run.signal == signal.SIGXFSZ:
+        _set_status(result, "output_limit", f"{what}: {_death(run)}")
+    elif run.signal == signal.SIGKILL:
+        _set_status(result, "memory_limit", f"{what}: killed (out of memory?)")
+    else:
+        _set_status(result, "crashed", f"{what}: {_death(run)}")
+
+
 def _read_worker_report(result, records, run, opts):
-    """Fill attempts, monkeypatches, self-check hints and the status from the worker's log
-    and how its process ended; returns the import record (None if it never got there)."""
+    """Self-check hints and the status from the worker's records and how its process
+    ended; returns the import record (None if it never got there)."""
     imported = next((r for r in records if r.get("event") == "import"), None)
-    report = next((r for r in records if r.get("event") == "report"), {})
     done = any(r.get("event") == "done" for r in records)
-    attempts = [a for a in report.get("attempts", []) if isinstance(a, dict)][:50]
-    result["attempts"] = [{"kind": str(a.get("kind", ""))[:40],
-                           "detail": str(a.get("detail", ""))[:300]} for a in attempts]
-    result["monkeypatched"] = [str(m)[:100] for m in report.get("monkeypatched", [])][:30]
     result["checks"] = {str(r["check"]): {"passed": bool(r.get("passed")),
                                           "hint": str(r.get("hint", ""))[:1000]}
                         for r in records if isinstance(r.get("check"), str)}
-
-    kinds = {a["kind"] for a in result["attempts"]}
-    if imported is None:
-        if run.timed_out:
-            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
-                                           f"wall time")
-        elif run.cpu_limit:
-            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
-        else:
-            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
-                        _death(run))
-    elif imported.get("ok") is not True:
-        status = _classify_import(imported)
-        if "network" in kinds:
-            status = "network_attempt"
-        elif "read_outside" in kinds and status == "import_error":
-            status = "forbidden_read"
-        elif "write_outside" in kinds and status == "import_error":
-            status = "write_outside"
-        _set_status(result, status, str(imported.get("error", ""))[:500])
+    if imported is not None and imported.get("ok") is not True:
+        _set_status(result, _classify_import(imported), str(imported.get("error", ""))[:500])
     elif not done:
-        if run.timed_out:
-            _set_status(result, "timeout", f"killed after {opts.limits.wall_seconds:g} s "
-                                           f"wall time; tests not finished score 0")
-        elif run.cpu_limit:
-            _set_status(result, "timeout", f"CPU time limit {opts.limits.cpu_seconds} s")
-        elif run.signal == 9:
-            _set_status(result, "memory_limit", "killed (out of memory?)")
-        else:
-            _set_status(result, "output_limit" if run.signal == signal.SIGXFSZ else "crashed",
-                        _death(run))
+        _status_of_run(result, run, "hidden tests (tests not finished score 0)",
+                       opts.limits.wall_seconds)
     op_errors = [r for r in records if isinstance(r.get("op"), str) and r.get("ok") is False]
-    if any(r.get("error_type") == "Timeout" for r in op_errors):
-        _set_status(result, "timeout", "a test ran past its time limit")
-    if any(r.get("error_type") == "MemoryError" for r in op_errors):
-        _set_status(result, "memory_limit", "a test ran out of memory")
-    if any(r.get("error_type") == "BlockingIOError" for r in op_errors):
-        _set_status(result, "process_limit", "a test hit the process limit")
-    for kind, status in (("network", "network_attempt"), ("read_outside", "forbidden_read"),
-                         ("write_outside", "write_outside")):
-        if kind in kinds:
-            first = next(a["detail"] for a in result["attempts"] if a["kind"] == kind)
-            _set_status(result, status, first)
-    if result["monkeypatched"]:
-        _set_status(result, "monkeypatch", "replaced: " + ", ".join(result["monkeypatched"][:5]))
-
+    if any(r.get("errno") == errno.EFBIG for r in op_errors):
+        _set_status(result, "output_limit", "a test wrote past the file size limit "
+                                            "(endless output?)")
+    for kind, status, detail in (("Timeout", "timeout", "a test ran past its time limit"),
+                                 ("MemoryError", "memory_limit", "a test ran out of memory"),
+                                 ("BlockingIOError", "process_limit",
+                                  "a test hit the process limit")):
+        if any(r.get("error_type") == kind for r in op_errors):
+            _set_status(result, status, detail)
     return imported
 
 
-def _reexecute_notebooks(result, work, sub, reports, opts):
-    """Both notebooks under nbval at once; sets each notebook's reexec and
+def _reexecute_notebooks(result, work, box, reports, built, opts):
+    """Both built notebooks under nbval at once; sets each notebook's reexec and
     outputs_reproduce."""
-    runnable = [n for n in NOTEBOOK_NAMES if reports[n].readable]
-    for nb_name in runnable:
-        notebooks.runnable_copy(sub / nb_name, sub / nb_name)
-        (sub / nb_name).chmod(0o644)
+    runnable = [n for n in NOTEBOOK_NAMES if built.notebooks.get(n) is True]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {n: pool.submit(run_notebook, work, sub, n, reports[n], opts)
+        futures = {n: pool.submit(run_notebook, work, box, n, built.labels[n], opts)
                    for n in runnable}
         for entry in result["notebooks"]:
             if entry["name"] in futures:
                 entry["reexec"] = futures[entry["name"]].result()
+    for entry in result["notebooks"]:
+        rx = entry["reexec"]
+        if rx is not None and rx["status"].startswith("timeout"):
+            _set_status(result, "timeout", f"{entry['name']}: {rx['status']}")
+        elif rx is not None and rx.get("budget_exceeded"):
+            exceeded = rx["budget_exceeded"]
+            status = {"memory": "memory_limit", "processes": "process_limit",
+                      "deadline": "timeout"}.get(exceeded, "output_limit")
+            _set_status(result, status, f"{entry['name']}: the submission's {exceeded} budget")
     states = [e["reexec"]["status"] if e["reexec"] else "missing" for e in result["notebooks"]]
     never = [e["name"] for e in result["notebooks"] if e["never_run"]]
     if all(s == "reproduces" for s in states) and not never:
@@ -475,7 +456,8 @@ def _reexecute_notebooks(result, work, sub, reports, opts):
         for entry in result["notebooks"]:
             rx = entry["reexec"]
             if rx is None:
-                parts.append(f"{entry['name']}: not run")
+                parts.append(f"{entry['name']}: not run "
+                             f"({built.notebooks.get(entry['name'], 'not built')})"[:120])
             elif rx["differ"]:
                 parts.append(f"{entry['name']}: {len(rx['differ'])} cell(s) differ")
             elif rx["status"] != "reproduces":
@@ -491,8 +473,8 @@ def _base_result(zip_path, name, sha, opts):
         "fingerprint": opts.fingerprint(), "status": "ok", "status_detail": "",
         "score": 0, "max_score": opts.rubric.max_score, "outputs_reproduce": "not checked",
         "sandbox": describe(opts.sandbox.kind), "sandbox_kind": opts.sandbox.kind,
-        "items": [], "checks": {}, "notebooks": [], "manifest": [], "attempts": [],
-        "monkeypatched": [], "skipped_members": [], "missing": [], "seconds": 0.0,
+        "isolation": [], "items": [], "checks": {}, "notebooks": [], "manifest": [],
+        "regions": [], "outside": [], "skipped_members": [], "missing": [], "seconds": 0.0,
     }
 
 
@@ -508,28 +490,34 @@ def _set_status(result, status, detail=""):
 def grade_one(zip_path, opts):
     """Grade one zip; returns the result dict (also written to OUT/results/<name>.json).
 
-    The sandboxed commands run as opts.sandbox.uid (None: this process's uid).
+    Whatever happens, the submission gets a result: an exception of the grader itself is
+    the row's ``grader_error``, and the run goes on.
     """
     start = time.monotonic()
-    uid = opts.sandbox.uid
     zip_path = Path(zip_path)
     name = safe_name(zip_path)
     results_path = Path(opts.out) / "results" / f"{name}.json"
-    sha = sha256_file(zip_path)
-    if not opts.force:
-        cached = cached_result(results_path, sha, opts)
-        if cached is not None:
-            cached["cached"] = True
-            return cached
-    result = _base_result(zip_path, name, sha, opts)
-    work = Path(tempfile.mkdtemp(prefix=f"grade-{name}-", dir=opts.workdir))
     try:
-        _grade_into(result, zip_path, work, opts, uid)
-    except Exception as exc:  # a grader bug must not stop the run: the row says so
-        _set_status(result, "crashed", f"grader error: {type(exc).__name__}: {exc}")
-    finally:
-        if not opts.keep_work:
-            shutil.rmtree(work, ignore_errors=True)
+        sha = sha256_file(zip_path)
+    except OSError as exc:
+        sha = ""
+        result = _base_result(zip_path, name, sha, opts)
+        _set_status(result, "grader_error", f"cannot read the zip: {exc}")
+    else:
+        if not opts.force:
+            cached = cached_result(results_path, sha, opts)
+            if cached is not None:
+                cached["cached"] = True
+                return cached
+        result = _base_result(zip_path, name, sha, opts)
+        work = Path(tempfile.mkdtemp(prefix=f"grade-{name}-", dir=opts.workdir))
+        try:
+            _grade_into(result, zip_path, work, opts)
+        except Exception as exc:  # a grader bug must not stop the run: the row says so
+            _set_status(result, "grader_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            if not opts.keep_work:
+                shutil.rmtree(work, ignore_errors=True)
     if not result["items"]:
         # Nothing ran: every item is still listed, with 0 points and the reason.
         why = f"not run: {STATUS_TEXT[result['status']]}"
@@ -542,11 +530,43 @@ def grade_one(zip_path, opts):
     return result
 
 
-def _grade_into(result, zip_path, work, opts, uid):
+def _relate_network_items(result):
+    """A failed network item was run on the course's own layers: say so, and name the
+    student's layer items of the same kind that fail too (the notebooks use those)."""
+    failed = {i["id"] for i in result["items"] if not i["passed"]}
+    for item in result["items"]:
+        if item["passed"] or not item["id"].startswith("network"):
+            continue
+        kind = item["id"].split("_", 1)[1] if "_" in item["id"] else ""
+        layers = sorted(f for f in failed if not f.startswith("network") and
+                        kind and f.startswith(kind))
+        item["related"] = ("run with the course's own layers, so the difference is in "
+                           "FullyConnectedNet (how it wires, initializes or regularizes them)"
+                           + (f"; your layer items {', '.join(layers)} fail too: fix those "
+                              f"first, your notebooks use them" if layers else ""))
+
+
+def _regions_report(result, built):
+    """Region states into the result; forbidden or unparsable regions set the status."""
+    for region in built.regions:
+        result["regions"].append({
+            "path": region.path, "function": region.function, "section": region.section,
+            "line": region.line, "state": region.state,
+            "refusals": [{"line": r.line, "text": r.text[:200], "why": r.why[:200]}
+                         for r in region.refusals[:5]],
+            "description": region.describe()})
+        if region.state == "forbidden":
+            _set_status(result, "forbidden_code", region.describe())
+        elif region.state == "syntax_error":
+            _set_status(result, "syntax_error", region.describe())
+    result["outside"] = (built.problems + built.outside)[:100]
+
+
+def _grade_into(result, zip_path, work, opts):
     work.chmod(0o755)
-    sub = work / "sub"
-    sub.mkdir()
-    unpacked = unpack.unpack(zip_path, sub)
+    student = work / "student"
+    student.mkdir()
+    unpacked = unpack.unpack(zip_path, student)
     result["skipped_members"] = unpacked.skipped[:50]
     result["manifest"] = unpacked.manifest
     if unpacked.status != "ok":
@@ -558,27 +578,53 @@ def _grade_into(result, zip_path, work, opts, uid):
 
     reports = {}
     for nb_name in NOTEBOOK_NAMES:
-        questions = notebooks.course_questions(opts.course_notebooks / nb_name) if (
-            opts.course_notebooks / nb_name).is_file() else []
-        reports[nb_name] = notebooks.check_notebook(sub / nb_name, questions)
+        course_nb = Path(opts.course_notebooks) / nb_name
+        questions = notebooks.course_questions(course_nb) if course_nb.is_file() else []
+        reports[nb_name] = notebooks.check_notebook(student / nb_name, questions)
         result["notebooks"].append({"name": nb_name, "problems": reports[nb_name].problems,
                                     "answers": reports[nb_name].answers,
                                     "never_run": reports[nb_name].never_run, "reexec": None})
+    if any(m.endswith(".py") for m in unpacked.missing):
+        return  # the packer refuses this too: nothing runs
 
-    code_missing = [m for m in unpacked.missing if m.endswith(".py")]
-    if code_missing:
-        return
-    _prepare_dirs(work, sub, opts, uid)
-    records, outputs, run, arrays = run_worker(work, sub, opts)
-    result["worker_seconds"] = round(run.seconds, 2)
-    imported = _read_worker_report(result, records, run, opts)
-    verdicts = judge_all(records, outputs, arrays, opts.rubric)
-    result["items"], result["score"] = score_items(verdicts, opts.rubric, result["checks"])
-
-    if not opts.run_notebooks:
-        result["outputs_reproduce"] = "not checked (--no-notebooks)"
-        return
-    if imported is None or imported.get("ok") is not True:
-        result["outputs_reproduce"] = "not checked (the package does not import)"
-        return
-    _reexecute_notebooks(result, work, sub, reports, opts)
+    (work / "sub").mkdir()
+    built = build.build(opts.course, opts.course_notebooks, student, work / "sub")
+    _regions_report(result, built)
+    build.build_network(opts.course, student, work / "subnet")
+    _prepare_dirs(work, opts)
+    with SubmissionBox(opts.sandbox.kind, opts.budget, work, uids=opts.uids) as box:
+        result["isolation"] = list(box.report)
+        # The layers' tests on the student's package; the network's on the course's layers
+        # with the student's network code, so one bug costs one place.
+        network = [t for t in opts.rubric.tests if hidden.TESTS[t].function.startswith(
+            "FullyConnectedNet")]
+        layers = [t for t in opts.rubric.tests if t not in network]
+        records, outputs, run, arrays, problems = run_worker(
+            work, box, opts, layers, "sub", opts.rubric.checks)
+        result["worker_seconds"] = round(run.seconds, 2)
+        imported = _read_worker_report(result, records, run, opts)
+        checks = result["checks"]
+        if network:
+            net = run_worker(work, box, opts, network, "subnet")
+            result["worker_seconds"] = round(run.seconds + net[2].seconds, 2)
+            _read_worker_report(result, net[0], net[2], opts)
+            records, problems = records + net[0], problems + net[4]
+            outputs, arrays = {**outputs, **net[1]}, {**arrays, **net[3]}
+            result["checks"] = checks
+        if problems:
+            result["channel_problems"] = problems[:10]
+        verdicts = judge_all(records, outputs, arrays, opts.rubric)
+        result["items"], result["score"] = score_items(verdicts, opts.rubric, result["checks"])
+        _relate_network_items(result)
+        if not opts.run_notebooks:
+            result["outputs_reproduce"] = "not checked (--no-notebooks)"
+            return
+        if imported is None or imported.get("ok") is not True:
+            result["outputs_reproduce"] = "not checked (the package does not import)"
+            return
+        if box.remaining() <= 1:
+            _set_status(result, "timeout", "no time left before the submission's deadline "
+                                           "for the notebooks")
+            result["outputs_reproduce"] = "not checked (deadline)"
+            return
+        _reexecute_notebooks(result, work, box, reports, built, opts)

@@ -8,12 +8,13 @@ Static checks (grader process, the notebook parsed as data with nbformat, never 
 - the written answers, per question (labelled by the heading of the question cell in the
   course's notebook): answered, empty, still the prompt, or the answer cell deleted.
 
-Re-execution (sandboxed, see grade.py): nbval runs the submitted notebook against the
-student's own package and compares every cell's stored outputs with fresh ones, with the
-project's sanitizer (tests/nbval_sanitize.cfg). The copy that runs has any
-``raises-exception`` tags removed, so an error hidden by a tag shows as a difference.
-``parse_junit`` turns nbval's junit XML into the list of differing cells.
+Re-execution (sandboxed, see grade.py and build.py): nbval runs the COURSE's notebook, with
+the student's answer regions and stored outputs, and compares every cell's stored outputs
+with fresh ones, with the course's sanitizer and the course's tags only: a tag or marker
+the student added never reaches the run. ``parse_junit`` turns nbval's junit XML into the
+list of differing cells.
 """
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -21,7 +22,11 @@ from pathlib import Path
 
 import nbformat
 
+from instructor_tools.grade import bounded
 from student_tools.markers import ANSWER_PROMPT, answer_blocks
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_CELLS = 2000
 
 RAISES_TAG = "raises-exception"
 _RAISES_COMMENT = re.compile(r"^\s*#\s*NBVAL_RAISES_EXCEPTION", re.MULTILINE)
@@ -85,15 +90,15 @@ def course_questions(course_notebook):
 def check_notebook(path, questions):
     """Static report of one submitted notebook (path may be missing)."""
     report = NotebookReport(Path(path).name)
-    if not Path(path).is_file():
+    if not os.path.lexists(path):
         report.readable = False
         report.problems.append("missing from the submission")
         report.answers = [(q, "missing", "notebook missing") for q in questions]
         return report
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = bounded.read_notebook(path, max_bytes=MAX_NOTEBOOK_BYTES, max_cells=MAX_CELLS)
         nbformat.validate(nb)
-    except Exception as exc:  # nbformat raises many types for malformed JSON
+    except Exception as exc:  # Unreadable, and nbformat raises many types
         report.readable = False
         report.problems.append(f"not a valid notebook: {type(exc).__name__}: "
                                f"{str(exc)[:200]}")
@@ -151,33 +156,11 @@ def check_notebook(path, questions):
     return report
 
 
-def runnable_copy(path, dest):
-    """Write the notebook to dest with raises-exception tags and comments removed.
-
-    Returns the number of cells changed. The stored outputs are kept as they are: nbval
-    compares them with what the code produces now.
-    """
-    nb = nbformat.read(path, as_version=4)
-    changed = 0
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        tags = cell.metadata.get("tags", [])
-        if RAISES_TAG in tags:
-            cell.metadata["tags"] = [t for t in tags if t != RAISES_TAG]
-            changed += 1
-        if _RAISES_COMMENT.search(cell.source):
-            cell.source = _RAISES_COMMENT.sub("# (raises-exception marker removed)", cell.source)
-            changed += 1
-    nbformat.write(nb, dest)
-    return changed
-
-
-def parse_junit(xml, report):
+def parse_junit(xml, labels):
     """(cells run, [(cell label, first line of nbval's message)]) from nbval's junit XML.
 
     xml: the report's bytes. nbval names test cases 'Cell K' with K counting code cells
-    from 0; report.code_cells maps K to the notebook's cell number.
+    from 0; labels[K] says how the student finds that cell (build.Built.labels).
     """
     root = ET.fromstring(xml)
     run, differ = 0, []
@@ -192,12 +175,12 @@ def parse_junit(xml, report):
             failure = case.find("error")
         if failure is None:
             continue
-        number = report.code_cells[k] + 1 if k < len(report.code_cells) else f"code {k}"
+        label = labels[k] if k < len(labels) else f"code cell {k + 1}"
         text = _ANSI.sub("", failure.get("message", "") or failure.text or "")
         lines = [l.strip() for l in text.splitlines() if l.strip()]
         why = next((l for l in lines if "mismatch" in l or "Unexpected" in l
                     or "differ" in l.lower() or "Error" in l), lines[0] if lines else "")
         detail = [l for l in lines if l.startswith(("-", "+")) and len(l) > 1][:4]
-        differ.append((f"cell {number}", (why + (" | " + " ".join(detail) if detail else ""))
+        differ.append((label, (why + (" | " + " ".join(detail) if detail else ""))
                        [:300]))
     return run, differ

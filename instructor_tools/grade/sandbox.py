@@ -17,8 +17,16 @@ Three levels, the best available one is used and reported (``Sandbox.kind``):
 Limits (``Limits``) are applied with ``prlimit`` on the command: CPU seconds, address
 space, number of processes of the sandbox uid, size of any file written. A wall-clock
 timeout kills the whole process group (and, with bwrap, its PID namespace).
+
+The project's own packages (instructor_tools with the hidden tests, student_tools, cs231n,
+tests, editable-install hooks) are masked wherever a bound Python root holds them, e.g.
+after a non-editable ``pip install .``: only the interpreter and the runtime packages
+are visible. Budgets for a whole submission (cgroups, a shared scratch, a deadline, a
+fresh uid) are in ``isolation.py``.
 """
+import json
 import os
+import select
 import shutil
 import signal
 import stat
@@ -30,6 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BWRAP = "/usr/bin/bwrap"
+PROJECT = Path(__file__).resolve().parents[2]  # the folder holding instructor_tools
+# Top-level names of this project (pyproject.toml's packages, plus the test folder).
+PROJECT_PACKAGES = ("instructor_tools", "student_tools", "cs231n", "tests")
+DIST_NAME = "cs231n"
+POLL_SECONDS = 0.2
 # Unprivileged uids the sandboxed code runs as (no passwd entry needed): one per parallel
 # slot, in a block chosen by the grader's pid, so that two grader runs on one machine do not
 # share a process limit (RLIMIT_NPROC counts every process of a uid).
@@ -62,6 +75,9 @@ class RunResult:
     stdout: str
     stderr: str
     signal: int | None = None  # the signal that ended it, if one did
+    # A per-submission budget that ended or refused it (isolation.SubmissionBox only):
+    # "memory", "processes", "disk", "files" or "deadline".
+    budget_exceeded: str | None = None
 
     @property
     def cpu_limit(self):
@@ -120,12 +136,65 @@ def describe(kind):
     }[kind]
 
 
-def _python_roots():
+def _python_roots(extra=()):
     """Host folders the interpreter of this virtual environment needs (read-only)."""
-    roots = {Path(sys.prefix), Path(sys.base_prefix)}
+    roots = {Path(sys.prefix), Path(sys.base_prefix), *map(Path, extra)}
     # The venv's python is a symlink into the base install; its folder must exist too.
     roots.add(Path(os.path.realpath(sys.executable)).parent.parent)
     return sorted(r.resolve() for r in roots)
+
+
+def _under(path, root):
+    return path == root or root in path.parents
+
+
+def path_entries(roots):
+    """Folders under roots that Python could import from: this process's sys.path, every
+    site-packages of each root, each root itself (a ``pip install --target`` folder), and
+    the project's source tree."""
+    found = [Path(p or ".").resolve() for p in sys.path] + [PROJECT] + list(roots)
+    for root in roots:
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages",
+                        "local/lib/python3*/*-packages", "lib/python3/dist-packages"):
+            found += root.glob(pattern)
+    return sorted({p for p in found if any(_under(p, r) for r in roots) and p.is_dir()})
+
+
+def _is_project_pth(path):
+    """A .pth file that puts this project on sys.path (an editable install's hook)."""
+    if path.name.startswith("__editable__") and DIST_NAME in path.name:
+        return True
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:200]
+    except OSError:
+        return False
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith(("#", "import ")) and any(
+                (Path(line) / name).exists() for name in PROJECT_PACKAGES[:3]):
+            return True
+    return False
+
+
+def project_masks(roots):
+    """Paths under the bound roots that hold this project's code: its packages, its
+    distribution metadata and its editable-install finders and .pth files."""
+    masks = set()
+    for entry in path_entries(roots):
+        try:
+            children = list(entry.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            name = child.name
+            stem = name[:-3] if name.endswith(".py") else name
+            if (stem in PROJECT_PACKAGES
+                    or name.startswith((f"__editable___{DIST_NAME}_", f"{DIST_NAME}.egg-link"))
+                    or (name.startswith(f"{DIST_NAME}-") and name.endswith(
+                        (".dist-info", ".egg-info")))
+                    or (name.endswith(".pth") and _is_project_pth(child))):
+                masks.add(child)
+    return sorted(masks)
 
 
 def others_can_run_python():
@@ -161,9 +230,16 @@ class Sandbox:
     kind: str
     uid: int | None = None  # None: do not change uid (not root)
     extra_ro: list = field(default_factory=list)
+    extra_roots: list = field(default_factory=list)  # more Python folders, bound read-only
+    mask_project: bool = True  # hide the project's packages under the Python roots
 
-    def command(self, argv, mounts, cwd, env, limits):
-        """The full argv: prlimit, the namespace tool, the uid drop, then argv."""
+    def command(self, argv, mounts, cwd, env, limits, *, tmp=None, prefix=()):
+        """The full argv: prefix, prlimit, the namespace tool, the uid drop, then argv.
+
+        tmp: a host folder bound as /tmp (bwrap) instead of a fresh tmpfs of
+        limits.tmp_bytes. prefix: a launcher run first, with this process's privileges.
+        """
+        prefix = list(prefix)
         lim = [
             "prlimit", f"--cpu={limits.cpu_seconds}", f"--as={limits.memory_bytes}",
             f"--nproc={limits.processes}", f"--fsize={limits.file_bytes}", "--core=0", "--",
@@ -183,11 +259,15 @@ class Sandbox:
                    "--ro-bind", "/usr", "/usr",
                    "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                   "--proc", "/proc", "--dev", "/dev",
-                   # tmpfs lives in RAM: its size is capped like the address space.
-                   "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+                   "--proc", "/proc", "--dev", "/dev"]
+            if tmp is not None:
+                cmd += ["--bind", str(tmp), "/tmp"]
+            else:
+                # tmpfs lives in RAM: its size is capped like the address space.
+                cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
             made = {"/usr", "/tmp", "/proc", "/dev", "/bin", "/lib", "/lib64", "/sbin"}
-            ro = [(str(r), str(r), False) for r in _python_roots()]
+            roots = _python_roots(self.extra_roots)
+            ro = [(str(r), str(r), False) for r in roots]
             ro += [(str(m.host), m.inside, m.writable) for m in [*self.extra_ro, *mounts]]
             bound = ["/usr"]
             for host, inside, writable in ro:
@@ -202,14 +282,23 @@ class Sandbox:
                 cmd += ["--bind" if writable else "--ro-bind", host, inside]
                 made.add(inside)
                 bound.append(inside)
+            for path in project_masks(roots) if self.mask_project else []:
+                # After the binds, so the mask lies over them: an empty read-only folder,
+                # or /dev/null for a file (finder module, .pth).
+                if path.is_dir():
+                    cmd += ["--perms", "0555", "--size", "4096", "--tmpfs", str(path),
+                            "--remount-ro", str(path)]
+                else:
+                    cmd += ["--ro-bind", "/dev/null", str(path)]
             cmd += ["--chdir", cwd, "--"]
-            return lim + cmd + drop + list(argv)
+            return prefix + lim + cmd + drop + list(argv)
         if self.kind == "unshare":
             # unshare -n leaves the loopback down; a notebook kernel talks to pytest over it.
             up = ["sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
-            return lim + ["unshare", "-n", "--"] + up + drop + ["env", "-i",
+            return prefix + lim + ["unshare", "-n", "--"] + up + drop + ["env", "-i",
                     *[f"{k}={v}" for k, v in env.items()]] + list(argv)
-        return lim + drop + ["env", "-i", *[f"{k}={v}" for k, v in env.items()]] + list(argv)
+        return prefix + lim + drop + ["env", "-i", *[f"{k}={v}" for k, v in env.items()]] + \
+            list(argv)
 
     def run(self, argv, mounts, cwd, env, limits, host_cwd=None, pass_fds=()):
         """Run argv sandboxed; kill its process group at the wall-clock limit.
@@ -219,38 +308,147 @@ class Sandbox:
         pass mounts whose inside path equals the host path (see ``Sandbox.path``).
         """
         cmd = self.command(argv, mounts, cwd, env, limits)
-        start = time.monotonic()
-        # Output goes to unnamed temporary files, not pipes: code printing without end is
-        # stopped by RLIMIT_FSIZE instead of filling the grader's memory.
-        with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
-                cwd=host_cwd or (cwd if self.kind != "bwrap" else "/"), start_new_session=True,
-                pass_fds=tuple(pass_fds),
-            )
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                self.kill(proc)
-                proc.wait()
-            out, err = _tail(out_file), _tail(err_file)
-        seconds = time.monotonic() - start
-        rc = proc.returncode
-        sig = -rc if rc is not None and rc < 0 else None
-        # prlimit/bwrap report a child killed by a signal as 128 + signal number.
-        if sig is None and rc is not None and rc > 128 and rc - 128 < 65:
-            sig = rc - 128
-        return RunResult(None if timed_out else rc, timed_out, seconds,
-                         out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), sig)
+        return execute(cmd, host_cwd or (cwd if self.kind != "bwrap" else "/"),
+                       limits.wall_seconds, pass_fds)
 
     def kill(self, proc):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _killpg(proc)
 
     def path(self, mount):
         """Where the code sees a mount: its inside path under bwrap, else the host path."""
         return mount.inside if self.kind == "bwrap" else str(mount.host)
+
+
+def _killpg(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def execute(cmd, host_cwd, wall_seconds, pass_fds=(), status=None, watch=None, kill=None):
+    """Run cmd in its own session; kill it at wall_seconds (s); return a RunResult.
+
+    status: (read_fd, write_fd) of a launcher's status pipe (see launch.py); the write end
+    is passed to cmd, both are closed here. Anything read before the pipe closes is a
+    setup failure: the command is killed and RuntimeError raised.
+    watch(proc): called every POLL_SECONDS; a non-empty return (a budget's name) kills the
+    run (kill(proc), default: its process group) and becomes RunResult.budget_exceeded.
+    """
+    kill = kill or _killpg
+    start = time.monotonic()
+    # Output goes to unnamed temporary files, not pipes: code printing without end is
+    # stopped by RLIMIT_FSIZE instead of filling the grader's memory.
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
+                cwd=host_cwd, start_new_session=True,
+                pass_fds=tuple(pass_fds) + ((status[1],) if status else ()))
+        finally:
+            if status:
+                os.close(status[1])  # else the read below never sees the end of the pipe
+        timed_out, exceeded = False, None
+        try:
+            if status:
+                _read_status(status[0], proc)
+            while proc.poll() is None:
+                left = wall_seconds - (time.monotonic() - start)
+                if left <= 0:
+                    timed_out = True
+                    kill(proc)
+                    break
+                try:
+                    proc.wait(timeout=min(POLL_SECONDS, left) if watch else left)
+                except subprocess.TimeoutExpired:
+                    pass
+                reason = watch(proc) if watch and proc.poll() is None else None
+                if reason:
+                    exceeded = reason
+                    kill(proc)
+                    break
+        except BaseException:
+            kill(proc)
+            proc.wait()
+            raise
+        finally:
+            if status:
+                os.close(status[0])
+        proc.wait()
+        out, err = _tail(out_file), _tail(err_file)
+    seconds = time.monotonic() - start
+    rc = proc.returncode
+    sig = -rc if rc is not None and rc < 0 else None
+    # prlimit/bwrap report a child killed by a signal as 128 + signal number.
+    if sig is None and rc is not None and rc > 128 and rc - 128 < 65:
+        sig = rc - 128
+    return RunResult(None if timed_out else rc, timed_out, seconds,
+                     out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), sig,
+                     budget_exceeded=exceeded)
+
+
+def _read_status(fd, proc, seconds=60):
+    """Wait until the launcher closed its status pipe; raise what it reported."""
+    message, deadline = b"", time.monotonic() + seconds
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise RuntimeError(f"sandbox launcher did not start within {seconds} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        message += chunk
+    if message:
+        proc.wait()
+        raise RuntimeError(f"sandbox setup failed, nothing was run: "
+                           f"{message.decode('utf-8', 'replace')[:500]}")
+
+
+PROBE = """import importlib.util, json, os, sys
+extra, names, tree = json.loads(sys.argv[1])
+sys.path[:0] = extra
+for name in names:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        spec = None
+    if spec is not None and not spec.has_location:  # a namespace: empty folders are masks
+        where = [p for p in spec.submodule_search_locations or [] if os.listdir(p)]
+    else:
+        where = spec and spec.origin
+    if where:
+        print(json.dumps(["import", name, where]))
+if os.path.exists(tree):
+    print(json.dumps(["file", tree, tree]))
+"""
+
+
+def preflight(kind, extra_roots=(), mask=True, mounts=()):
+    """Problems that must stop the grader, as sentences (empty: none found).
+
+    Runs a tiny Python inside the sandbox of this kind (same Python roots, masks and
+    mounts as a real run, as an unprivileged uid when root) that tries to import the
+    project's packages from every folder on the host's sys.path under those roots."""
+    roots = _python_roots(extra_roots)
+    uid = 65534 if os.geteuid() == 0 and (kind == "bwrap" or others_can_run_python()) \
+        else None
+    sandbox = Sandbox(kind, uid=uid, extra_roots=list(extra_roots), mask_project=mask)
+    names = ["instructor_tools.grade.hidden", "instructor_tools", "student_tools", "cs231n",
+             "tests"]
+    hidden = str(PROJECT / "instructor_tools" / "grade" / "hidden")
+    arg = json.dumps([[str(p) for p in path_entries(roots)], names, hidden])
+    run = sandbox.run([sys.executable, "-c", PROBE, arg], list(mounts), cwd="/",
+                      env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                      limits=Limits(cpu_seconds=60, wall_seconds=60), host_cwd="/")
+    if run.returncode != 0:
+        return [f"the preflight probe failed inside the {kind} sandbox "
+                f"(exit {run.returncode}): {run.stderr.strip()[-300:]}"]
+    problems = []
+    for line in run.stdout.splitlines():
+        if not line.startswith("["):  # a .pth file of the environment printed something
+            continue
+        what, name, where = json.loads(line)
+        problems.append(f"{name} is importable inside the sandbox (from {where})"
+                        if what == "import" else
+                        f"the hidden tests' folder {name} is readable inside the sandbox")
+    return problems

@@ -17,9 +17,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-NOTEBOOKS = ("BatchNormalization.ipynb", "Dropout.ipynb")
-REQUIRED_CODE = ("cs231n/__init__.py", "cs231n/layers.py", "cs231n/layer_utils.py",
-                 "cs231n/classifiers/__init__.py", "cs231n/classifiers/fc_net.py")
+
+from student_tools.contract import NOTEBOOKS, REQUIRED_CODE  # the packer's list too
 MANIFEST = "MANIFEST"
 PDF = "notebooks.pdf"
 

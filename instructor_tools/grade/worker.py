@@ -1,29 +1,28 @@
-"""The grader's agent inside the sandbox: runs the STUDENT's code, returns raw values only.
+"""The grader's agent inside the sandbox: runs the spliced package, returns raw values only.
 
 Run as a script by the sandbox (never imported by the grader, which keeps this file free of
 instructor_tools imports: nothing but this file and the course's public self-check is
 visible inside)::
 
-    python -I -B worker.py --spec DIR/spec.json --arrays DIR/arrays.npz --root SUB --out OUT
-        [--check CHECK_PY]
+    python -I -B worker.py --spec DIR/spec.json --arrays DIR/arrays.npz --root SUB
+        --channel FD [--check CHECK_PY]
 
-- spec.json (written by the grader) lists operations ("ops") to run on the student's
-  package; arrays.npz holds their inputs, created and seeded by the grader.
-- For each op the worker writes OUT/<name>.npz (numpy arrays, no pickles) and one JSON
-  line in OUT/log.jsonl: {"op": name, "ok": bool, "error": "..."}. Verdicts are NOT made
-  here: the grader compares these raw values with its hidden reference.
-- It also reports what the student's code tried (audit hook: network, files outside its
-  folder, processes; identity checks: monkeypatched numpy or worker functions) and, for
-  feedback only, the hints of the course's self-check (cs231n.check) run on the student's
-  code.
-
-Everything here runs in the same process as untrusted code, so the grader treats every
-byte written by this process as data to validate, never as a verdict.
+- SUB holds the package the grader built: the course's files with the student's answer
+  regions spliced in, each region checked against the allow-list before (see
+  student_tools.contract). No other student code exists here.
+- spec.json (written by the grader) lists operations ("ops") to run on that package;
+  arrays.npz holds their inputs, created and seeded by the grader.
+- Results go to the file descriptor FD, an unnamed file the grader opened (no path in the
+  sandbox, no folder the code can write): one record per op, a JSON line, followed by an
+  .npz of its raw arrays when it has some (instructor_tools.grade.bounded reads this
+  framing, with caps). Verdicts are NOT made here: the grader compares the raw values with
+  its hidden reference.
+- For feedback only, the hints of the course's self-check (cs231n.check) run on the package.
 """
 import argparse
-import builtins
 import importlib
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -34,15 +33,7 @@ import traceback
 import numpy as np
 
 ORIG_PID = os.getpid()
-# Captured before any student code runs: the worker writes its results with these.
-_open = builtins.open
-_json_dumps = json.dumps
-_savez = np.savez
-_np_asarray = np.asarray
-_monotonic = time.monotonic
-
-_state = {"io": False, "out": None, "events": [], "allowed_read": (), "allowed_write": ()}
-MAX_EVENTS = 50
+_state = {"channel": None, "root": "//"}
 
 
 class OpTimeout(BaseException):
@@ -50,117 +41,26 @@ class OpTimeout(BaseException):
     does not swallow it)."""
 
 
-# ---------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------
-
-
-def _write_line(record):
-    if os.getpid() != ORIG_PID:  # a forked child of student code never reports
+def _send(record, arrays=None):
+    """One record (and its arrays) on the channel: a JSON line, then npz_bytes of .npz."""
+    if os.getpid() != ORIG_PID:  # never from a forked child
         os._exit(0)
-    _state["io"] = True
-    try:
-        with _open(os.path.join(_state["out"], "log.jsonl"), "a", encoding="utf-8") as handle:
-            handle.write(_json_dumps(record) + "\n")
-    finally:
-        _state["io"] = False
-
-
-def _write_arrays(name, arrays):
-    if os.getpid() != ORIG_PID:
-        os._exit(0)
-    _state["io"] = True
-    try:
-        with _open(os.path.join(_state["out"], f"{name}.npz"), "wb") as handle:
-            _savez(handle, **arrays)
-    finally:
-        _state["io"] = False
-
-
-def _record(kind, detail):
-    events = _state["events"]
-    if len(events) < MAX_EVENTS:
-        events.append({"kind": kind, "detail": str(detail)[:300]})
-
-
-# Environment variables naming the sandbox's private scratch folders (set by grade.BASE_ENV).
-_SCRATCH_VARS = ("TMPDIR", "HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR",
-                 "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "XDG_CACHE_HOME")
-
-
-def _under(path, roots):
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-
-
-def _audit(event, args):
-    """Record what student code attempts; the sandbox is what actually stops it."""
-    if _state["io"]:
-        return
-    try:
-        if event == "open":
-            path, mode, flags = (list(args) + [None, None, None])[:3]
-            if isinstance(path, int) or path is None:
-                return
-            path = os.path.abspath(os.fsdecode(path))
-            writing = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (
-                isinstance(mode, str) and any(c in mode for c in "wax+"))
-            if writing and not _under(path, _state["allowed_write"]):
-                _record("write_outside", path)
-            elif not writing and not _under(path, _state["allowed_read"]):
-                _record("read_outside", path)
-        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"):
-            _record("network", f"{event} {args[1:] if event != 'socket.getaddrinfo' else args[:2]}")
-        elif event in ("os.fork", "os.forkpty", "subprocess.Popen", "os.system", "os.exec",
-                       "os.posix_spawn", "pty.spawn"):
-            _record("process", f"{event} {str(args)[:120]}")
-        elif event in ("os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chown",
-                       "shutil.rmtree", "os.mkdir", "os.symlink", "os.link", "os.truncate"):
-            path = args[0] if args else ""
-            if isinstance(path, (str, bytes, os.PathLike)):
-                path = os.path.abspath(os.fsdecode(path))
-                if not _under(path, _state["allowed_write"]):
-                    _record("write_outside", f"{event} {path}")
-    except Exception:  # an audit hook must never break the code it watches
-        pass
-
-
-def _snapshot():
-    """Identities of the numpy functions and worker functions student code could swap."""
-    watched = {}
-    for prefix, module in (("numpy", np), ("numpy.testing", np.testing),
-                           ("numpy.linalg", np.linalg), ("numpy.random", np.random),
-                           ("builtins", builtins), ("worker", sys.modules[__name__])):
-        for key, value in list(vars(module).items()):
-            if callable(value) and not key.startswith("__"):
-                watched[f"{prefix}.{key}"] = (module, key, value)
-    for key, value in OPS.items():
-        watched[f"worker.OPS[{key!r}]"] = (OPS, key, value)
-    for key in ("__add__", "__sub__", "__mul__", "__eq__", "sum", "mean", "var", "copy"):
-        watched[f"numpy.ndarray.{key}"] = (np.ndarray, key, getattr(np.ndarray, key))
-    return watched
-
-
-def _changed(snapshot):
-    changed = []
-    for name, (owner, key, value) in snapshot.items():
-        if isinstance(owner, dict):
-            current = owner.get(key)
-        elif isinstance(owner, type):
-            current = getattr(owner, key, None)
-        else:
-            current = vars(owner).get(key, None)
-        if current is not value:
-            changed.append(name)
-    return changed
+    payload = b""
+    if arrays is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        payload = buffer.getvalue()
+        record = dict(record, npz_bytes=len(payload))
+    data = json.dumps(record).encode("utf-8") + b"\n" + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(_state["channel"], view):]
 
 
 def _error_text(exc):
-    """Exception type and message, plus the last frames inside the submission."""
+    """Exception type and message, plus the last frames inside the package."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if f.filename.startswith(_state.get("root", "//"))]
+              if f.filename.startswith(_state["root"])]
     where = "; ".join(f"{os.path.relpath(f.filename, _state['root'])}:{f.lineno} in {f.name}"
                       for f in frames[-3:])
     message = f"{type(exc).__name__}: {exc}"[:800]
@@ -174,7 +74,7 @@ def _error_text(exc):
 
 def _as_output(value, what):
     """A student return value as a plain numeric array (never an object array)."""
-    arr = _np_asarray(value)
+    arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{what}: expected a numeric array, got {type(value).__name__} "
                         f"(dtype {arr.dtype})")
@@ -352,14 +252,14 @@ def _import_student(root):
 
 
 def _run_checks(check_py, pieces, seconds):
-    """The course's self-check, run on the student's code: hints for the feedback."""
+    """The course's self-check, run on the package: hints for the feedback."""
     spec = importlib.util.spec_from_file_location("course_selfcheck", check_py)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for piece in pieces:
         if piece not in getattr(module, "PIECES", {}):
             continue
-        start = _monotonic()
+        start = time.monotonic()
         try:
             result = _timed(seconds, module.run_one, piece)
             record = {"check": piece, "passed": bool(result.passed), "hint": str(result.hint)}
@@ -368,8 +268,8 @@ def _run_checks(check_py, pieces, seconds):
                       "hint": f"did not finish within {seconds:g} s"}
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
             record = {"check": piece, "passed": False, "hint": _error_text(exc)}
-        record["seconds"] = round(_monotonic() - start, 3)
-        _write_line(record)
+        record["seconds"] = round(time.monotonic() - start, 3)
+        _send(record)
 
 
 def main(argv=None):
@@ -377,81 +277,65 @@ def main(argv=None):
     parser.add_argument("--spec", required=True)
     parser.add_argument("--arrays", required=True)
     parser.add_argument("--root", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--channel", required=True, type=int)
     parser.add_argument("--check", default=None)
     args = parser.parse_args(argv)
 
     root = os.path.realpath(args.root)
-    _state["out"] = os.path.realpath(args.out)
+    _state["channel"] = args.channel
     _state["root"] = root
     # Inputs are read before any student code runs.
-    with _open(args.spec, encoding="utf-8") as handle:
+    with open(args.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
     with np.load(args.arrays, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
-
-    prefixes = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
-                                                      os.path.dirname(np.__file__))})
-    # Only the scratch folders the grader named in the environment count as the student's
-    # own, not /tmp as a whole: the host folders hidden from the sandbox (the project, the
-    # hidden tests, pytest's tmp_path) may themselves lie under /tmp.
-    scratch = tuple(os.path.abspath(os.environ[k]) for k in _SCRATCH_VARS if os.environ.get(k))
-    for folder in scratch:
-        os.makedirs(folder, exist_ok=True)
-    _state["allowed_write"] = (*scratch, "/dev/null", _state["out"])
-    _state["allowed_read"] = (root, *prefixes, "/usr", "/proc", "/sys", "/dev", "/etc",
-                              *scratch, os.path.dirname(os.path.realpath(args.spec)),
-                              os.path.dirname(os.path.realpath(__file__)),
-                              *(spec.get("allowed_read") or []))
-    snapshot = _snapshot()
-    sys.addaudithook(_audit)
+    for key in ("TMPDIR", "HOME", "MPLCONFIGDIR"):
+        if os.environ.get(key):
+            os.makedirs(os.environ[key], exist_ok=True)
     sys.path.insert(0, root)
     sys.dont_write_bytecode = True
     np.random.seed(spec.get("seed", 0))
 
-    start = _monotonic()
+    start = time.monotonic()
     try:
         student = _timed(spec.get("import_seconds", 30), _import_student, root)
     except OpTimeout:
-        _write_line({"event": "import", "ok": False, "error_type": "Timeout",
-                     "error": "importing the package did not finish in time"})
+        _send({"event": "import", "ok": False, "error_type": "Timeout",
+               "error": "importing the package did not finish in time"})
         student = None
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
-        _write_line({"event": "import", "ok": False, "error_type": type(exc).__name__,
-                     "errno": getattr(exc, "errno", None), "error": _error_text(exc)})
+        _send({"event": "import", "ok": False, "error_type": type(exc).__name__,
+               "errno": getattr(exc, "errno", None), "error": _error_text(exc)})
         student = None
     else:
-        _write_line({"event": "import", "ok": True,
-                     "seconds": round(_monotonic() - start, 3)})
+        _send({"event": "import", "ok": True, "seconds": round(time.monotonic() - start, 3)})
 
     if student is not None:
         for op in spec["ops"]:
-            start = _monotonic()
-            record = {"op": op["name"]}
+            start = time.monotonic()
+            record, result = {"op": op["name"]}, None
             try:
                 np.random.seed(op.get("seed", 0))
                 result = _timed(op.get("seconds", spec.get("op_seconds", 20)),
                                 OPS[op["op"]], op, arrays, student)
-                _write_arrays(op["name"], result)
                 record["ok"] = True
             except OpTimeout:
                 record.update(ok=False, error_type="Timeout", error="did not finish within "
                               f"{op.get('seconds', spec.get('op_seconds', 20))} s")
             except BaseException as exc:  # noqa: BLE001
-                record.update(ok=False, error_type=type(exc).__name__, error=_error_text(exc))
-            record["seconds"] = round(_monotonic() - start, 3)
-            _write_line(record)
+                record.update(ok=False, error_type=type(exc).__name__, error=_error_text(exc),
+                              errno=getattr(exc, "errno", None))
+            record["seconds"] = round(time.monotonic() - start, 3)
+            _send(record, result)
         if args.check and spec.get("checks"):
             try:
                 _run_checks(args.check, spec["checks"], spec.get("check_seconds", 30))
             except BaseException as exc:  # noqa: BLE001
-                _write_line({"check": "*", "passed": False, "hint": _error_text(exc)})
+                _send({"check": "*", "passed": False, "hint": _error_text(exc)})
 
-    _write_line({"event": "report", "attempts": _state["events"],
-                 "monkeypatched": _changed(snapshot)[:30]})
-    _write_line({"event": "done"})
+    _send({"event": "done"})
     sys.stdout.flush()
-    # Skip interpreter shutdown: atexit handlers of student code run no more.
+    # Skip interpreter shutdown: nothing of the package runs after the last record.
     os._exit(0)
 
 

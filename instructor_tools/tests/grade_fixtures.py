@@ -30,6 +30,12 @@ def _committed(paths):
         return None
 
 
+def committed(rel):
+    """The bytes of one file at HEAD (the working tree's outside git)."""
+    files = _committed([rel])
+    return files[rel] if files is not None else (PROJECT / rel).read_bytes()
+
+
 def solution_files(notebooks=True):
     """The package's .py files and both notebooks, as committed (HEAD).
 
@@ -65,6 +71,24 @@ def plant(files, path, old, new, count=1):
         raise AssertionError(f"plant: {old!r} occurs {found} times in {path}, expected {count}")
     files = dict(files)
     files[path] = text.replace(old, new).encode("utf-8")
+    return files
+
+
+def region_body(files, path, function, body, occurrence=0):
+    """files with the body of the answer region in `function` of `path` replaced by body
+    (source lines, indented here to the region's depth); fails loudly when there is no
+    such region."""
+    from student_tools.markers import solution_regions
+    text = files[path].decode("utf-8")
+    found = [r for r in solution_regions(text)[0] if r.function == function]
+    if len(found) <= occurrence:
+        raise AssertionError(f"region_body: no region {occurrence} in {function} of {path}")
+    region = found[occurrence]
+    lines = text.splitlines()
+    new = [region.indent + line if line else "" for line in body.splitlines()]
+    files = dict(files)
+    files[path] = ("\n".join(lines[:region.begin] + new + lines[region.end - 1:]) + "\n"
+                   ).encode("utf-8")
     return files
 
 

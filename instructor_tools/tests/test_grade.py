@@ -1,5 +1,6 @@
 """The grader: the solution scores the maximum, planted bugs lose exactly their items,
-every bad submission gets a row and a clear status, nothing the student computes is trusted.
+every bad submission gets a row and a clear status, nothing the student computes is trusted,
+and only the answer regions run (checked against the allow-list before they do).
 
 Each submission here is built from this repository's solution tree (grade_fixtures.py);
 no student is needed. Limits are short so that the hostile cases stay fast.
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from instructor_tools.grade import cli, notebooks, unpack
+from instructor_tools.grade import cli, isolation, notebooks, unpack
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.hidden import reference
 from instructor_tools.grade.hidden import tests as hidden_tests
@@ -24,7 +25,9 @@ from instructor_tools.grade.sandbox import Limits, Sandbox, detect
 from grade_fixtures import (
     PROJECT,
     append,
+    committed,
     plant,
+    region_body,
     solution_files,
     symlink_info,
     tiny_notebooks,
@@ -43,11 +46,15 @@ _COURSE = {}
 
 @pytest.fixture(scope="module", autouse=True)
 def _course_folder(tmp_path_factory):
-    """A folder with the committed notebooks: the questions the fixtures' answers match."""
+    """The course as committed (HEAD): its package, notebooks and sanitizer. The
+    submissions here are built from the same commit, so they match it exactly while
+    someone edits the working tree."""
     folder = tmp_path_factory.mktemp("course")
     for name, data in solution_files().items():
-        if name.endswith(".ipynb"):
-            (folder / name).write_bytes(data)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    (folder / "tests").mkdir()
+    (folder / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
     _COURSE["dir"] = folder
 
 
@@ -56,10 +63,10 @@ def course_notebooks():
 
 
 def options(out, **overrides):
-    uid = sandbox_module.sandbox_uid(0) if os.geteuid() == 0 else None
     base = dict(out=Path(out), rubric=RUBRIC, run_notebooks=False,
-                course_notebooks=course_notebooks(),
-                sandbox=Sandbox(KIND, uid=uid),
+                course=course_notebooks(), course_notebooks=course_notebooks(),
+                sandbox=Sandbox(KIND),
+                budget=isolation.Budget(memory_bytes=4 * 2**30, deadline_seconds=240),
                 limits=Limits(cpu_seconds=20, wall_seconds=30, memory_bytes=2 * 2**30,
                               processes=48),
                 notebook_limits=Limits(cpu_seconds=120, wall_seconds=120,
@@ -95,7 +102,7 @@ def test_solution_scores_the_maximum(tmp_path, solution):
     assert result["score"] == RUBRIC.max_score > 0
     assert failed_items(result) == set()
     assert all(check["passed"] for check in result["checks"].values())
-    assert result["attempts"] == [] and result["monkeypatched"] == []
+    assert {r["state"] for r in result["regions"]} == {"ok"} and result["outside"] == []
     assert result["manifest"] == []
     answers = [state for nb in result["notebooks"] for _, state, _ in nb["answers"]]
     assert answers and set(answers) == {"answered"}
@@ -108,7 +115,7 @@ ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normaliz
 PLANTED = {
     "dropout_without_1_over_p": (
         [(LAYERS, "mask = np.divide(keep, x.dtype.type(p),", "mask = np.divide(keep, 1.0,")],
-        {"dropout_forward", "network_dropout"}),
+        {"dropout_forward"}),
     "dgamma_from_x": (
         [(LAYERS, "dgamma = (dout * x_hat).sum(axis=0)",
           "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")],
@@ -116,7 +123,7 @@ PLANTED = {
     "unbiased_variance": (
         [(LAYERS, 'var = np.einsum("ij,ij->j", x_hat, x_hat) / N',
           'var = np.einsum("ij,ij->j", x_hat, x_hat) / (N - 1)')],
-        {"batchnorm_forward_train", "batchnorm_running_averages", "network_batchnorm"}),
+        {"batchnorm_forward_train", "batchnorm_running_averages"}),
     "inverted_momentum": (
         [(LAYERS, "running_mean = momentum * running_mean + (1 - momentum) * mu",
           "running_mean = (1 - momentum) * running_mean + momentum * mu"),
@@ -127,7 +134,15 @@ PLANTED = {
         [(LAYERS, "mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"),
          (LAYERS, 'var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D',
           'var = np.einsum("ij,ij->j", x_hat, x_hat)[None, :] / N')],
-        {"layernorm_forward", "network_layernorm"}),
+        {"layernorm_forward"}),
+    "network_skips_dropout": (
+        [("cs231n/classifiers/fc_net.py", "out, dropout_cache = dropout_forward(out, "
+          "self.dropout_param)", "dropout_cache = None")],
+        {"network_dropout"}),
+    "network_gamma_zeros": (
+        [("cs231n/classifiers/fc_net.py", 'self.params[f"gamma{i}"] = np.ones(dim)',
+          'self.params[f"gamma{i}"] = np.zeros(dim) + 0.5')],
+        {"network_init"}),
     "alt_delegates_to_staged": (
         [(LAYERS, ALT_REGION, ALT_REGION + "    return batchnorm_backward(dout, cache)\n")],
         {"batchnorm_backward_alt_closed_form"}),
@@ -144,23 +159,29 @@ def test_planted_bug_loses_exactly_its_items(tmp_path, solution, bug):
     assert result["status"] == "ok", result["status_detail"]
     assert failed_items(result) == broken
     assert result["score"] == RUBRIC.max_score - sum(ITEM_POINTS[i] for i in broken)
-    # Every failed item says why, from the grader's comparison, and carries a hint.
+    # Every failed item says why, from the grader's comparison, and carries a hint; a
+    # network item says it ran on the course's layers.
     for item in result["items"]:
         if not item["passed"]:
             assert any(t["message"] for t in item["tests"] if not t["passed"])
             assert item["hint"]
+            if item["id"].startswith("network"):
+                assert "FullyConnectedNet" in item["related"]
 
 
 def test_feedback_lists_every_item_and_escapes_student_text(tmp_path, solution):
-    files = append(solution, LAYERS, 'raise ValueError("<script>alert(1)</script>")')
+    files = region_body(solution, LAYERS, "dropout_backward",
+                        'raise ValueError("<script>alert(1)</script>")')
     result = grade_files(tmp_path, files, name="evil")
-    assert result["status"] == "import_error"
+    assert "dropout_backward" in failed_items(result)
     page = (tmp_path / "out" / "feedback" / "evil.html").read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;" in page
     ok = grade_files(tmp_path, solution, name="good")
     page = (tmp_path / "out" / "feedback" / "good.html").read_text(encoding="utf-8")
     for item in ok["items"]:
         assert item["title"].replace("'", "&#x27;") in page
+    # Instructor-only details stay off the student's page.
+    assert ok["sha256"] not in page and "bubblewrap" not in page and "uid" not in page
 
 
 # ---------------------------------------------------------------------------
@@ -255,114 +276,116 @@ def test_manifest_is_verified_not_trusted(tmp_path, solution):
 
 
 # ---------------------------------------------------------------------------
-# Bad code: each gets a clear status, the run goes on
+# Only the answer regions run, and only after the allow-list accepted them
 # ---------------------------------------------------------------------------
 
-
-def test_syntax_error(tmp_path, solution):
-    result = grade_files(tmp_path, append(solution, LAYERS, "def broken(:\n    pass"))
-    assert result["status"] == "syntax_error" and result["score"] == 0
-    assert "SyntaxError" in result["status_detail"]
+DROPOUT_ITEMS = {"dropout_backward"}
 
 
-def test_exception_at_import(tmp_path, solution):
-    result = grade_files(tmp_path, append(solution, LAYERS, "raise RuntimeError('boom')"))
-    assert result["status"] == "import_error" and "boom" in result["status_detail"]
-    assert result["score"] == 0
+def test_code_outside_the_regions_never_runs(tmp_path, solution):
+    """Module-level code (an exception at import, the network, the hidden tests, a
+    replaced numpy, an IPython hook) is listed as not graded and never runs."""
+    code = (f"raise RuntimeError('boom')\n"
+            f"import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=3)\n"
+            f"_stolen = open({str(HIDDEN_TESTS_FILE)!r}).read()\n"
+            f"import numpy as _np\n_np.allclose = lambda *a, **k: True")
+    files = append(solution, LAYERS, code)
+    files = append(files, "cs231n/__init__.py", "import os\nos.system('touch /tmp/pwned')")
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "ok", result["status_detail"]
+    assert result["score"] == RUBRIC.max_score
+    listed = "\n".join(result["outside"])
+    assert "cs231n/layers.py" in listed and "RuntimeError('boom')" in listed
+    assert "cs231n/__init__.py" in listed and "not graded" in listed
 
 
-def test_infinite_loop_at_import(tmp_path, solution):
-    result = grade_files(tmp_path, append(solution, LAYERS, "while True:\n    pass"))
-    assert result["status"] == "timeout" and result["score"] == 0
+FORBIDDEN = {
+    "import": "import os\nos.fork()\ndx = dout",
+    "network": "import socket\nsocket.create_connection(('192.0.2.1', 80))\ndx = dout",
+    "read the hidden tests": f"dx = dout\nstolen = open({str(HIDDEN_TESTS_FILE)!r}).read()",
+    "dunder import": "os = __import__('os')\ndx = dout",
+    "monkeypatch numpy": "np.allclose = lambda *a, **k: True\ndx = dout * cache['mask']",
+    "erase the worker's records": "dx = dout\nopen('/proc/self/fd/3', 'w').write('')",
+    "getattr": "dx = getattr(np, 'load')('/in/arrays.npz')",
+    "frame walk": "g = (i for i in [])\nf = g.gi_frame.f_back.f_globals\ndx = dout",
+    "np.load": "dx = np.load('/in/arrays.npz')['x']",
+    "class escape": "dx = ().__class__.__bases__[0]",
+}
 
 
-def test_infinite_loop_ignoring_alarms_is_killed(tmp_path, solution):
-    code = ("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-            "while True:\n    pass")
-    result = grade_files(tmp_path, append(solution, LAYERS, code),
-                         limits=Limits(cpu_seconds=30, wall_seconds=6, memory_bytes=2 * 2**30,
-                                       processes=48))
-    assert result["status"] == "timeout" and "wall" in result["status_detail"]
+@pytest.mark.parametrize("payload", sorted(FORBIDDEN))
+def test_forbidden_code_in_a_region_is_refused_and_not_run(tmp_path, solution, payload):
+    files = region_body(solution, LAYERS, "dropout_backward", FORBIDDEN[payload])
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "forbidden_code", result["status_detail"]
+    # The region did not run: its items fail with the reason; every other item scores.
+    assert failed_items(result) == DROPOUT_ITEMS
+    assert result["score"] == RUBRIC.max_score - sum(ITEM_POINTS[i] for i in DROPOUT_ITEMS)
+    region = next(r for r in result["regions"] if r["function"] == "dropout_backward")
+    assert region["state"] == "forbidden" and region["refusals"]
+    text = files[LAYERS].decode().splitlines()[region["refusals"][0]["line"] - 1]
+    assert text.strip() == region["refusals"][0]["text"]
+    page = (tmp_path / "out" / "feedback" / "student.html").read_text(encoding="utf-8")
+    assert "not run" in page
+
+
+def test_honest_styles_are_not_refused(tmp_path, solution):
+    body = ("def scale(v, m):\n    return v * m\n"
+            "flat = lambda a: a.reshape(len(a), -1)\n"
+            "pairs = zip(flat(dout), flat(cache['mask']))\n"
+            "dx = np.stack([scale(v, m) for v, m in pairs]).reshape(dout.shape)\n"
+            "total = np.einsum('ij->i', flat(dx)).sum(keepdims=True)\n"
+            "assert dx.shape == dout.shape, f'{dx.shape} != {dout.shape}'")
+    result = grade_files(tmp_path, region_body(solution, LAYERS, "dropout_backward", body))
+    assert result["status"] == "ok", result["status_detail"]
+    assert result["score"] == RUBRIC.max_score
+
+
+def test_a_region_that_does_not_parse_costs_only_its_items(tmp_path, solution):
+    result = grade_files(tmp_path, region_body(solution, LAYERS, "dropout_backward",
+                                               "dx = (dout *"))
+    assert result["status"] == "syntax_error" and "syntax" in result["status_detail"]
+    assert failed_items(result) == DROPOUT_ITEMS
+
+
+def test_delegation_through_an_alias_is_caught(tmp_path, solution):
+    """A module-level alias never runs (and the region may not name it); an alias made in
+    the region still calls what the grader replaced."""
+    files = append(solution, LAYERS, "_staged = batchnorm_backward")
+    files = region_body(files, LAYERS, "batchnorm_backward_alt",
+                        "return _staged(dout, cache)")
+    result = grade_files(tmp_path, files, name="module_alias")
+    assert result["status"] == "forbidden_code"
+    assert "batchnorm_backward_alt_closed_form" in failed_items(result)
+    files = region_body(solution, LAYERS, "batchnorm_backward_alt",
+                        "staged = batchnorm_backward\nreturn staged(dout, cache)")
+    result = grade_files(tmp_path, files, name="local_alias")
+    assert failed_items(result) == {"batchnorm_backward_alt_closed_form"}
 
 
 def test_infinite_loop_in_one_function_costs_its_items_only(tmp_path, solution):
-    files = plant(solution, LAYERS, "    dx = dout * mask\n",
-                  "    while True:\n        pass\n    dx = dout * mask\n")
+    files = region_body(solution, LAYERS, "dropout_backward",
+                        "while True:\n    pass\ndx = dout")
     result = grade_files(tmp_path, files, op_seconds=2)
     assert result["status"] == "timeout"
-    assert failed_items(result) == {"dropout_backward", "network_dropout"}
+    assert failed_items(result) == DROPOUT_ITEMS
+
+
+def test_a_loop_past_the_wall_clock_is_killed(tmp_path, solution):
+    files = region_body(solution, LAYERS, "batchnorm_forward", "while True:\n    pass")
+    result = grade_files(tmp_path, files, op_seconds=60,
+                         limits=Limits(cpu_seconds=60, wall_seconds=6, memory_bytes=2 * 2**30,
+                                       processes=48))
+    assert result["status"] == "timeout"
+    assert result["score"] < RUBRIC.max_score
 
 
 def test_memory_hog(tmp_path, solution):
-    result = grade_files(tmp_path, append(solution, LAYERS, "_hog = bytearray(8 * 2**30)"))
-    assert result["status"] == "memory_limit" and result["score"] == 0
-
-
-@needs_bwrap
-def test_fork_bomb(tmp_path, solution):
-    code = "import os\nwhile True:\n    os.fork()"
-    result = grade_files(tmp_path, append(solution, LAYERS, code))
-    assert result["status"] == "process_limit", result["status_detail"]
-    assert result["score"] == 0
-
-
-@needs_bwrap
-def test_network_connection_attempt(tmp_path, solution):
-    code = "import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=3)"
-    result = grade_files(tmp_path, append(solution, LAYERS, code))
-    assert result["status"] == "network_attempt" and result["score"] == 0
-    caught = ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
-              "except OSError:\n    pass")
-    result = grade_files(tmp_path, append(solution, LAYERS, caught), name="caught")
-    assert result["status"] == "network_attempt"
-    assert any(a["kind"] == "network" for a in result["attempts"])
-
-
-@needs_bwrap
-def test_reading_the_hidden_tests(tmp_path, solution):
-    code = f"_stolen = open({str(HIDDEN_TESTS_FILE)!r}).read()"
-    result = grade_files(tmp_path, append(solution, LAYERS, code))
-    assert HIDDEN_TESTS_FILE.is_file()  # it exists, only not inside the sandbox
-    assert result["status"] == "forbidden_read"
-    assert "FileNotFoundError" in result["status_detail"]
-
-
-@needs_bwrap
-def test_writing_outside_its_folder(tmp_path, solution):
-    target = tmp_path / "pwned.txt"
-    code = (f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
-            f"try:\n    open({str(PROJECT / 'pwned.txt')!r}, 'w').write('x')\n"
-            f"except OSError:\n    pass")
-    result = grade_files(tmp_path, append(solution, LAYERS, code))
-    assert not target.exists() and not (PROJECT / "pwned.txt").exists()
-    assert result["status"] == "write_outside"
-    assert result["score"] == RUBRIC.max_score  # graded, and flagged for a human
-
-
-def test_monkeypatching_numpy_does_not_change_verdicts(tmp_path, solution):
-    files = plant(solution, LAYERS, 'var = np.einsum("ij,ij->j", x_hat, x_hat) / N',
-                  'var = np.einsum("ij,ij->j", x_hat, x_hat) / (N - 1)')
-    code = ("import numpy as _np\n_np.allclose = lambda *a, **k: True\n"
-            "_np.testing.assert_allclose = lambda *a, **k: None")
-    result = grade_files(tmp_path, append(files, LAYERS, code))
-    assert result["status"] == "monkeypatch"
-    assert "numpy.allclose" in result["status_detail"]
-    assert "batchnorm_forward_train" in failed_items(result)
-
-
-def test_monkeypatching_the_worker_does_not_change_verdicts(tmp_path, solution):
-    code = ("import sys\n_w = sys.modules['__main__']\n"
-            "_w.OPS['backward'] = lambda spec, arrays, student: "
-            "{k: arrays[spec['dout']] * 0 for k in spec['returns']}\n")
-    result = grade_files(tmp_path, append(solution, LAYERS, code))
-    assert result["status"] == "monkeypatch" and "OPS" in result["status_detail"]
-    assert {"batchnorm_backward", "layernorm_backward", "dropout_backward"} <= \
-        failed_items(result)
-    # Blinding the detection is possible in-process; the verdicts still do not move.
-    blind = code + "_w._changed = lambda snapshot: []"
-    result = grade_files(tmp_path, append(solution, LAYERS, blind), name="blind")
-    assert {"batchnorm_backward", "layernorm_backward", "dropout_backward"} <= \
-        failed_items(result)
+    files = region_body(solution, LAYERS, "dropout_backward",
+                        "hog = np.ones(2**31)\ndx = dout")
+    result = grade_files(tmp_path, files)
+    assert result["status"] == "memory_limit", result["status_detail"]
+    assert DROPOUT_ITEMS <= failed_items(result)
 
 
 def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
@@ -372,6 +395,7 @@ def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
     result = grade_files(tmp_path, files)
     item = next(i for i in result["items"] if i["id"] == "batchnorm_backward")
     assert not item["passed"] and result["checks"]["batchnorm_backward"]["passed"] is False
+    assert any("cs231n/check.py" in line for line in result["outside"])
 
 
 # ---------------------------------------------------------------------------
@@ -413,16 +437,18 @@ def test_cli_gradebook_rerun_shards_and_merge(tmp_path, solution, capsys):
     subs = tmp_path / "subs"
     subs.mkdir()
     write_zip(subs / "alice.zip", solution)
-    write_zip(subs / "bob.zip", append(solution, LAYERS, "raise RuntimeError('boom')"))
+    write_zip(subs / "bob.zip", region_body(solution, LAYERS, "dropout_backward",
+                                            "import os\ndx = dout"))
     (subs / "carol.zip").write_bytes(b"not a zip")
     out = tmp_path / "out"
+    course = ["--course", str(course_notebooks())]
     args = [str(subs), "--out", str(out), "--no-notebooks", "--quiet", "--jobs", "2",
-            "--timeout", "30"]
+            "--timeout", "30", *course]
     assert cli.main(args) == 0
     rows = {r["submission"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == {"alice", "bob", "carol"}
     assert rows["alice"]["score"] == f"{RUBRIC.max_score:g}" and rows["alice"]["status"] == "ok"
-    assert rows["bob"]["status"] == "import_error" and rows["carol"]["status"] == "corrupt_zip"
+    assert rows["bob"]["status"] == "forbidden_code" and rows["carol"]["status"] == "corrupt_zip"
     for column in ("submission", "score", "max_score", "status", "outputs_reproduce"):
         assert column in rows["alice"]
     assert all((out / "feedback" / f"{n}.html").is_file() for n in rows)
@@ -440,7 +466,7 @@ def test_cli_gradebook_rerun_shards_and_merge(tmp_path, solution, capsys):
     for k in (1, 2):
         shard_out = tmp_path / f"shard{k}"
         assert cli.main([str(subs), "--out", str(shard_out), "--no-notebooks", "--quiet",
-                         "--shard", f"{k}/2"]) == 0
+                         "--shard", f"{k}/2", *course]) == 0
         shard_outs.append(shard_out)
     graded = [json.loads(p.read_text())["submission"] for s in shard_outs
               for p in (s / "results").glob("*.json")]
@@ -501,10 +527,19 @@ def test_never_run_and_hidden_errors_are_reported(tmp_path):
     assert any("raises-exception" in p for p in problems)
 
 
-def _reexec(tmp_path, solution, bn_cells=None, dropout_cells=None):
-    files = {k: v for k, v in solution.items() if not k.endswith(".ipynb")}
-    files.update(tiny_notebooks(bn_cells, dropout_cells))
-    return grade_files(tmp_path, files, run_notebooks=True)
+def _reexec(tmp_path, files, course=None, student=None, **overrides):
+    """Grade files with tiny notebooks: course (the course's cells, {name: bytes}) is what
+    runs; student ({name: bytes}, default: the course's as they are) is what was submitted
+    (its stored outputs are compared)."""
+    course = course or tiny_notebooks()
+    folder = tmp_path / "tiny-course"
+    folder.mkdir(exist_ok=True)
+    for name, data in course.items():
+        (folder / name).write_bytes(data)
+    files = {k: v for k, v in files.items() if not k.endswith(".ipynb")}
+    files.update(student or course)
+    overrides.setdefault("course_notebooks", folder)
+    return grade_files(tmp_path, files, run_notebooks=True, **overrides)
 
 
 @pytest.mark.slow
@@ -513,23 +548,94 @@ def test_reexecution_honest_tiny_notebooks_reproduce(tmp_path, solution):
     assert result["outputs_reproduce"] == "yes", result["notebooks"]
 
 
+BN_CELLS = [("import numpy as np", None, ()),
+            ("print('dgamma error:', 3.14e-11)", "dgamma error: 3.14e-11\n", ()),
+            ("print('dgamma error:', 0.5)", "dgamma error: 0.5\n", ())]
+
+
 @pytest.mark.slow
-def test_reexecution_finds_forged_never_run_and_hidden_errors(tmp_path, solution):
-    bn = [("import numpy as np", None, ()),
-          ("print('dgamma error:', 3.14e-11)", "dgamma error: 3.14e-11\n", ()),
-          ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ()),  # forged
-          ("raise ValueError('hidden')", None, ("raises-exception",))]
+def test_reexecution_finds_forged_outputs_and_never_run(tmp_path, solution):
+    course = tiny_notebooks(BN_CELLS)
+    forged = [*BN_CELLS[:2], ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ())]
     dropout = [("print(1)", None, ()), ("print(2)", None, ())]  # never run
-    result = _reexec(tmp_path, solution, bn, dropout)
+    student = tiny_notebooks(forged, dropout)
+    result = _reexec(tmp_path, solution, course, student)
     assert result["outputs_reproduce"].startswith("no")
     bn_entry, dropout_entry = result["notebooks"]
     differ = dict(bn_entry["reexec"]["differ"])
-    assert "cell 4" in differ  # the forged cell (markdown is cell 1)
-    assert "cell 5" in differ  # the error hidden by the tag shows when re-run
-    assert "cell 3" not in differ
-    assert any("raises-exception" in p for p in bn_entry["problems"])
+    assert len(differ) == 1
+    (label,) = differ
+    assert "[3]" in label and "print('dgamma error:', 0.5)" in label  # as JupyterLab shows it
     assert dropout_entry["never_run"]
     assert "never run" in result["outputs_reproduce"]
+
+
+@pytest.mark.slow
+def test_student_tags_cannot_forge_reproduction(tmp_path, solution):
+    """Stub code with the right outputs, every cell tagged to be skipped or not compared:
+    only the course's tags apply, so the forged outputs are compared and differ."""
+    course = tiny_notebooks()
+    files = region_body(solution, LAYERS, "batchnorm_forward", "out = x * 0")
+    tagged = {}
+    for name, data in course.items():
+        nb = nbformat_reads(data)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.metadata["tags"] = ["nbval-skip", "nbval-ignore-output"]
+                cell.source = "# NBVAL_SKIP\n" + cell.source
+        tagged[name] = nbformat_writes(nb)
+    result = _reexec(tmp_path, files, course, tagged)
+    assert result["outputs_reproduce"].startswith("no"), result["outputs_reproduce"]
+    assert any("changed outside the answer regions" in o for o in result["outside"])
+
+
+@pytest.mark.slow
+def test_a_kernel_replay_hook_in_the_package_never_runs(tmp_path, solution):
+    """A package that installs an IPython input transformer replaying the stored outputs:
+    outside the regions it never runs; inside one it is refused."""
+    hook = ("try:\n    ip = get_ipython()\n"
+            "    ip.input_transformers_post.append(lambda lines: ['pass\\n'])\n"
+            "except NameError:\n    pass")
+    files = region_body(solution, LAYERS, "batchnorm_forward", "out = x * 0")
+    files = append(files, "cs231n/__init__.py", hook)
+    course = tiny_notebooks()
+    result = _reexec(tmp_path, files, course)
+    assert result["outputs_reproduce"].startswith("no"), result["outputs_reproduce"]
+    files = region_body(solution, LAYERS, "batchnorm_forward",
+                        "ip = get_ipython()\nout = x")
+    result = _reexec(tmp_path, files, course, name="inside")
+    assert result["status"] == "forbidden_code"
+
+
+@pytest.mark.slow
+def test_a_kernel_only_sleep_ends_at_the_submission_deadline(tmp_path, solution):
+    """The region spins only on the notebook's input, so the hidden tests pass quickly and
+    the notebook kernel hangs: the submission's deadline ends it."""
+    import time
+    files = region_body(solution, LAYERS, "dropout_backward",
+                        "while dout.shape == (3, 11):\n    pass\ndx = dout * cache['mask']")
+    cells = [("import numpy as np\nfrom cs231n.layers import dropout_forward, "
+              "dropout_backward", None, ()),
+             ("out, cache = dropout_forward(np.ones((3, 11)), {'mode': 'train', 'p': 0.5, "
+              "'seed': 1})\nprint(dropout_backward(np.ones((3, 11)), cache).shape)",
+              "(3, 11)\n", ())]
+    course = tiny_notebooks(dropout_cells=cells)
+    start = time.monotonic()
+    result = _reexec(tmp_path, files, course,
+                     budget=isolation.Budget(memory_bytes=4 * 2**30, deadline_seconds=45))
+    assert time.monotonic() - start < 90
+    assert result["status"] == "timeout", result["status_detail"]
+    assert result["outputs_reproduce"].startswith("no")
+
+
+def nbformat_reads(data):
+    import nbformat
+    return nbformat.reads(data.decode("utf-8"), as_version=4)
+
+
+def nbformat_writes(nb):
+    import nbformat
+    return nbformat.writes(nb).encode("utf-8")
 
 
 @pytest.mark.slow
@@ -615,14 +721,14 @@ def test_reference_forward_conventions():
 def test_fallback_isolation_is_reported(tmp_path, solution, kind):
     if kind == "unshare" and detect("unshare") != "unshare":
         pytest.skip("unshare -n is not usable here")
-    uid = sandbox_module.sandbox_uid(2) if os.geteuid() == 0 and \
-        sandbox_module.others_can_run_python() else None
-    result = grade_files(tmp_path, solution, sandbox=Sandbox(kind, uid=uid))
+    result = grade_files(tmp_path, solution, sandbox=Sandbox(kind))
     assert result["status"] == "ok", result["status_detail"]
     assert result["score"] == RUBRIC.max_score
     assert result["sandbox_kind"] == kind and "FALLBACK" in result["sandbox"]
+    assert any("FALLBACK" in line for line in result["isolation"])
+    # An instructor's matter: in results/ and the gradebook, not on the student's page.
     page = (tmp_path / "out" / "feedback" / "student.html").read_text(encoding="utf-8")
-    assert "FALLBACK" in page
+    assert "FALLBACK" not in page
 
 
 def test_grade_bench_reports_seconds_and_memory_per_submission():
@@ -645,13 +751,14 @@ def test_submission_names_are_safe_and_distinct():
 
 
 def test_endless_output_is_cut_by_the_file_size_limit(tmp_path, solution):
-    code = "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)"
-    result = grade_files(tmp_path, append(solution, LAYERS, code),
+    files = region_body(solution, LAYERS, "batchnorm_forward",
+                        "while True:\n    print('x' * 65536)")
+    result = grade_files(tmp_path, files,
                          limits=Limits(cpu_seconds=20, wall_seconds=30, memory_bytes=2 * 2**30,
                                        processes=48, file_bytes=2**20))
     # Python ignores SIGXFSZ, so the write fails with EFBIG ("File too large").
     assert result["status"] == "output_limit", result["status_detail"]
-    assert result["score"] == 0
+    assert result["score"] < RUBRIC.max_score
 
 
 @needs_bwrap
@@ -669,32 +776,38 @@ def test_private_tmp_is_size_capped(tmp_path):
 @pytest.mark.slow
 @needs_bwrap
 def test_kernel_cannot_reach_the_nbval_report(tmp_path, solution):
-    """The student's kernel tries to open every file descriptor of pytest (the report's
-    among them); the cell prints how many it opened, and the stored output says 0."""
+    """Code in the kernel tries to open every file descriptor of pytest (the report's among
+    them); the cell prints how many it opened, and the stored output says 0. (Course code
+    here: a student's code cannot even name the files, the allow-list refuses it.)"""
     tamper = ("import glob, os\nopened = 0\n"
               "for fd in glob.glob(f'/proc/{os.getppid()}/fd/*'):\n"
               "    try:\n        open(fd, 'a').close()\n        opened += 1\n"
               "    except OSError:\n        pass\n"
               "try:\n    open(f'/proc/{os.getppid()}/mem', 'rb').close()\n    opened += 1\n"
               "except OSError:\n    pass\nprint('opened', opened)")
-    bn = [(tamper, "opened 0\n", ()),
-          ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ())]  # forged
-    result = _reexec(tmp_path, solution, bn)
+    course = tiny_notebooks([(tamper, "opened 0\n", ()),
+                             ("print('dgamma error:', 0.5)", "dgamma error: 0.5\n", ())])
+    student = tiny_notebooks([(tamper, "opened 0\n", ()),
+                              ("print('dgamma error:', 0.5)", "dgamma error: 3.14e-11\n", ())])
+    result = _reexec(tmp_path, solution, course, student)
     differ = dict(result["notebooks"][0]["reexec"]["differ"])
-    assert "cell 2" not in differ, differ["cell 2"]  # nothing of pytest's was reachable
-    assert "cell 3" in differ
+    assert len(differ) == 1, differ  # only the forged cell: nothing of pytest's was reachable
+    assert "dgamma" in next(iter(differ))
 
 
 def _stub_regions(text):
-    """Every solution region replaced by a NotImplementedError, as in the student release."""
+    """Every solution region's body replaced by a NotImplementedError, markers kept, as in
+    the student release."""
     from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
     out, skipping = [], False
     for line in text.splitlines(keepends=True):
         begin = SOLUTION_BEGIN_RE.match(line)
         if begin:
+            out.append(line)
             out.append(f"{begin.group('indent')}raise NotImplementedError('stub')\n")
             skipping = True
         elif SOLUTION_END_RE.match(line):
+            out.append(line)
             skipping = False
         elif not skipping:
             out.append(line)
@@ -712,3 +825,118 @@ def test_unimplemented_release_scores_nothing(tmp_path, solution):
     # Given code (dropout's test mode, a network without normalization) still works.
     messages = [t["message"] for i in result["items"] for t in i["tests"] if not t["passed"]]
     assert all("NotImplementedError" in m for m in messages), messages
+
+
+# ---------------------------------------------------------------------------
+# One run: every hostile case, then a good submission
+# ---------------------------------------------------------------------------
+
+_RUN_SCRIPT = """
+import json, resource, sys
+from instructor_tools.grade import cli
+code = cli.main(sys.argv[1:])
+print(json.dumps({"exit": code,
+                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+@pytest.mark.slow
+def test_one_run_grades_every_hostile_case_then_a_good_one(tmp_path, solution):
+    """Hostile submissions one after another in one run: each ends within its deadline with
+    its status, the good one after them scores the maximum, the grader's own memory stays
+    under 2 GiB and the whole process tree never holds more than one submission's budget."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    from instructor_tools.benchmarks.grade_bench import tree
+
+    spin = ("out, cache = dropout_forward(np.ones((3, 11)), {'mode': 'train', 'p': 0.5, "
+            "'seed': 1})\nprint(dropout_backward(np.ones((3, 11)), cache).shape)")
+    course = tmp_path / "course"
+    for name, data in solution.items():
+        if not name.endswith(".ipynb"):
+            (course / name).parent.mkdir(parents=True, exist_ok=True)
+            (course / name).write_bytes(data)
+    (course / "tests").mkdir()
+    (course / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
+    notebooks = tiny_notebooks(dropout_cells=[
+        ("import numpy as np\nfrom cs231n.layers import dropout_forward, dropout_backward",
+         None, ()), (spin, "(3, 11)\n", ())])
+    for name, data in notebooks.items():
+        (course / name).write_bytes(data)
+    code = {k: v for k, v in solution.items() if not k.endswith(".ipynb")}
+    base = dict(code, **notebooks)
+    hostile = {
+        "01-forbidden": region_body(base, LAYERS, "dropout_backward", "import os\ndx = dout"),
+        "02-syntax": region_body(base, LAYERS, "dropout_backward", "dx = (dout"),
+        "03-loop": region_body(base, LAYERS, "batchnorm_backward", "while True:\n    pass"),
+        "04-hog": region_body(base, LAYERS, "layernorm_backward",
+                              "hog = np.ones(2**31)\nreturn hog, hog, hog"),
+        "05-print": region_body(base, LAYERS, "layernorm_forward",
+                                "while True:\n    print('x' * 65536)"),
+        "06-outside": append(base, LAYERS, "raise RuntimeError('boom')"),
+        "07-missing": {k: v for k, v in base.items() if k != "cs231n/layer_utils.py"},
+        "08-kernel-sleep": region_body(base, LAYERS, "dropout_backward",
+                                       "while dout.shape == (3, 11):\n    pass\n"
+                                       "dx = dout * cache['mask']"),
+    }
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name, files in hostile.items():
+        write_zip(subs / f"{name}.zip", files)
+    (subs / "09-corrupt.zip").write_bytes(b"PK\x03\x04 not a zip")
+    write_zip(subs / "99-good.zip", base)
+    deadline, budget_gib = 60, 2.5
+    out = tmp_path / "out"
+    argv = [sys.executable, "-c", _RUN_SCRIPT, str(subs), "--out", str(out), "--quiet",
+            "--course", str(course), "--deadline", str(deadline), "--timeout", "30",
+            "--memory", "2", "--submission-memory", str(budget_gib)]
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=PROJECT)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], sum(rss for rss, _ in tree(proc.pid).values()))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate(timeout=len(hostile) * (deadline + 30) + 300)
+    sampler.join()
+    seconds = time.monotonic() - start
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert report["exit"] == 0, stderr
+    rows = {r["submission"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    statuses = {name: rows[name]["status"] for name in rows}
+    assert statuses == {
+        "01-forbidden": "forbidden_code", "02-syntax": "syntax_error", "03-loop": "timeout",
+        "04-hog": "memory_limit", "05-print": "output_limit", "06-outside": "ok",
+        "07-missing": "missing_files", "08-kernel-sleep": "timeout",
+        "09-corrupt": "corrupt_zip", "99-good": "ok"}, statuses
+    assert rows["99-good"]["score"] == f"{RUBRIC.max_score:g}"
+    assert rows["99-good"]["outputs_reproduce"] == "yes", rows["99-good"]
+    for name, row in rows.items():
+        assert float(row["seconds"] or 0) < deadline + 30, (name, row["seconds"])
+    assert seconds < len(rows) * (deadline + 30)
+    assert report["maxrss_kib"] * 1024 < 2 * 2**30
+    assert peak[0] < budget_gib * 2**30 + report["maxrss_kib"] * 1024, peak[0] / 2**30
+
+
+def test_grader_refuses_to_start_without_the_course(tmp_path, capsys):
+    """A non-editable install has no notebooks and no sanitizer beside the package: the
+    grader says so and grades nothing."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "a.zip").write_bytes(b"not a zip")
+    empty = tmp_path / "site-packages"
+    (empty / "cs231n").mkdir(parents=True)
+    code = cli.main([str(subs), "--out", str(tmp_path / "out"), "--quiet", "--course",
+                     str(empty)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "will not start" in err and "nbval_sanitize.cfg" in err
+    assert "BatchNormalization.ipynb" in err and "cs231n/layers.py" in err
+    assert not (tmp_path / "out" / "grades.csv").exists()

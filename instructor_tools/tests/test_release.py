@@ -15,12 +15,14 @@ import base64
 import hashlib
 import io
 import json
+import keyword
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import textwrap
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
@@ -31,7 +33,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from instructor_tools import release
-from student_tools import submission
+from student_tools import contract, submission
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +86,75 @@ SHIFT_LINES = ["shift_grad_total = dout.sum(axis=0)", "dx = dout.copy()",
                "dx_checked = np.asarray(dx, dtype=np.float64)",
                "return dx_checked, shift_grad_total"]
 ANSWER_TEXT = "The hidden answer epsilon: scaling commutes with every linear map."
+
+# Regions shaped like the course's own, for the token part of the leak check: a closed-form
+# backward pass whose formula lives in a comment, a dropout mask, and a region that is
+# mostly the given code of affine_backward, renamed.
+NORMS_PY = f'''"""Fixture norms: closed-form gradients and dropout."""
+import numpy as np
+
+
+def affine_backward(dout, cache):
+    """Given: dx, dw, db of out = x @ w + b."""
+    x, w = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(x.shape[0], -1).T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def affine_scale_backward(dout, cache):
+    """dx, dw, db of out = factor * (x @ w + b)."""
+    inputs, weights, factor = cache
+    {B} ({NB}: "Scaling: backward pass")
+    upstream = dout * factor
+    d_inputs = (upstream @ weights.T).reshape(inputs.shape)
+    d_weights = inputs.reshape(inputs.shape[0], -1).T @ upstream
+    d_bias = upstream.sum(axis=0)
+    {E}
+    return d_inputs, d_weights, d_bias
+
+
+def norm_backward_alt(dout, cache):
+    """dx, dgamma, dbeta of out = gamma * x_hat + beta, x_hat normalized over axis 0."""
+    x_hat, inv_std, gamma = cache
+    N = dout.shape[0]
+    {B} ({NB}: "Scaling: backward pass")
+    # The whole forward pass differentiated at once:
+    #     dx = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)
+    # computed in one (N, D) work array.
+    dbeta = dout.sum(axis=0)
+    dgamma = np.einsum("ij,ij->j", dout, x_hat)
+    dx = x_hat * (dgamma / N)
+    dx += dbeta / N
+    np.subtract(dout, dx, out=dx)
+    dx *= gamma * inv_std
+    {E}
+    return dx, dgamma, dbeta
+
+
+def keep_forward(x, p, seed):
+    """Inverted dropout: each unit kept with probability p, and scaled by 1 / p."""
+    np.random.seed(seed)
+    {B} ({NB}: "Scaling: forward pass")
+    mask = (np.random.rand(*x.shape) < p) / p
+    out = x * mask
+    {E}
+    return out, mask
+'''
+
+
+def _region_where(text, function, path="cs231n/norms.py"):
+    """'the solution region at PATH line N' of the region in ``function`` of text."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"def {function}("))
+    begin = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith(B))
+    return f"the solution region at {path} line {begin + 1}"
+
+
+SCALE_WHERE = _region_where(NORMS_PY, "affine_scale_backward")
+NORM_WHERE = _region_where(NORMS_PY, "norm_backward_alt")
+KEEP_WHERE = _region_where(NORMS_PY, "keep_forward")
 
 TEST_LAYERS_PY = '''import numpy as np
 from cs231n.layers import scale_forward, shift_backward, Net
@@ -151,6 +222,7 @@ def fixture_files():
     return {
         "cs231n/__init__.py": "",
         "cs231n/layers.py": LAYERS_PY,
+        "cs231n/norms.py": NORMS_PY,
         "student_tools/__init__.py": "",
         "tests/test_layers.py": TEST_LAYERS_PY,
         NB: nbformat.writes(guide_notebook()),
@@ -169,11 +241,12 @@ def fixture_files():
 
 
 SHIPPED = sorted([".gitignore", NB, "Makefile", "README.md", "collectSubmission.sh",
-                  "cs231n/__init__.py", "cs231n/layers.py", "student_tools/__init__.py",
-                  "tests/test_layers.py"])
+                  "cs231n/__init__.py", "cs231n/layers.py", "cs231n/norms.py",
+                  "student_tools/__init__.py", contract.FINGERPRINT, "tests/test_layers.py"])
 SECRETS = ["scaled_secret_alpha", "secret_beta", "3.25", "secret_gamma_cell",
-           "top_level_secret_delta", "shift_grad_total", "dx_checked", "hidden answer epsilon"]
-N_REGIONS = 5
+           "top_level_secret_delta", "shift_grad_total", "dx_checked", "hidden answer epsilon",
+           "upstream", "np.einsum", "N * dout - dbeta", "np.random.rand"]
+N_REGIONS = 8
 
 
 def git(root, *args):
@@ -273,28 +346,52 @@ def test_layout_zip_and_allow_list(project):
     assert plan.commit == git(project, "rev-parse", "HEAD").decode().strip()
 
 
-def test_python_regions_replaced_at_their_indentation(project):
+TODO = "# TODO: your code here, in place of this raise. Only code between the markers is graded."
+
+
+def test_python_regions_keep_their_markers_and_lose_their_body(project):
+    """The marker lines stay as they are; between them, at their indentation, the TODO
+    comment and the raise (the grader runs what the student writes there)."""
     release_dir, _, _ = build(project)
     text = (release_dir / "cs231n/layers.py").read_text()
+    assert release.TODO_COMMENT == TODO
     section = '"Scaling: forward pass"'
     assert (
         '        raise ValueError(f"factor: expected > 0, got {factor}")\n'
-        "    # TODO: your code here, in place of this raise.\n"
+        f'    {B} ({NB}: "Scaling: forward pass")\n'
+        f"    {TODO}\n"
         f"    raise NotImplementedError('scale_forward: not implemented yet; see {NB}, "
         f"section {section}')\n"
+        f"    {E}\n"
         "    return out\n"
     ) in text
     assert (
         "        if x is not None:\n"
-        "            # TODO: your code here, in place of this raise.\n"
+        f'            {B} ({NB}: "Scaling: backward pass")\n'
+        f"            {TODO}\n"
         f"            raise NotImplementedError('Net.loss: not implemented yet; see {NB}, "
         "section \"Scaling: backward pass\"')\n"
+        f"            {E}\n"
         "        else:\n"
     ) in text
+    # Every marker line of the source is in the release, unchanged and in order, and
+    # parses as one (student_tools.markers is the grammar).
+    markers = [line for line in LAYERS_PY.splitlines()
+               if release.SOLUTION_BEGIN_RE.match(line) or release.SOLUTION_END_RE.match(line)]
+    assert len(markers) == 6
+    assert [line for line in text.splitlines() if line in markers] == markers
     # Marker text in a docstring and in a string literal is not a region.
     assert f"mention {B} without" in text
     assert "MARKER_TEXT = " in text
-    assert B + " (" not in text.replace('MARKER_TEXT = "' + B, "")
+    problems = []
+    marker_lines = release._comment_marker_lines_py(text, "cs231n/layers.py", problems)
+    regions = release._pair_solution_markers(marker_lines, "cs231n/layers.py", None, problems)
+    assert problems == [] and len(regions) == 3
+    lines = text.splitlines()
+    for region in regions:
+        body = lines[region.begin : region.end - 1]
+        assert body[0] == region.indent + TODO
+        assert body[1].startswith(region.indent + "raise NotImplementedError(") and len(body) == 2
 
 
 def test_notebook_regions_answers_and_outputs(project):
@@ -306,13 +403,21 @@ def test_notebook_regions_answers_and_outputs(project):
     assert nb.cells[4].source == (
         "def helper(v):\n"
         "    w = v + 1\n"
-        "    # TODO: your code here, in place of this raise.\n"
+        f"    {B} ({NB}: \"Scaling: backward pass\")\n"
+        f"    {TODO}\n"
         f"    raise NotImplementedError('helper: not implemented yet; see {NB}, section "
         "\"Scaling: backward pass\"')\n"
+        f"    {E}\n"
         "    return w\n"
         "%time helper(1)"
     )
-    assert "raise NotImplementedError('this cell: not implemented yet" in nb.cells[5].source
+    assert nb.cells[5].source == (
+        f"{B} ({NB}: \"Scaling: forward pass\")\n"
+        f"{TODO}\n"
+        f"raise NotImplementedError('this cell: not implemented yet; see {NB}, section "
+        "\"Scaling: forward pass\"')\n"
+        f"{E}"
+    )
     assert nb.cells[6].source.endswith(f"{ANSWER_BEGIN}\n{ANSWER_PROMPT}\n{ANSWER_END}")
     # The untouched cells are byte for byte the same text.
     assert nb.cells[0].source == guide_notebook().cells[0].source
@@ -679,9 +784,6 @@ LEAKS = [
     pytest.param({NB: _notebook_with(lambda nb: nb.cells.append(new_markdown_cell(
                   "Hint:\n```python\n" + "\n".join(SHIFT_LINES) + "\n```")))},
                  f"{NB} /cells/7/source", SHIFT_WHERE, 3, id="notebook-markdown"),
-    pytest.param({NB: _notebook_with(lambda nb: nb.cells[0].metadata.update(
-                  {"notes": "\n".join(SHIFT_LINES)}))},
-                 f"{NB} /cells/0/metadata/notes", SHIFT_WHERE, 3, id="notebook-cell-metadata"),
     pytest.param({NB: _notebook_with(lambda nb: nb.metadata.update(
                   {"solution": SHIFT_LINES}))},
                  f"{NB} /metadata/solution", SHIFT_WHERE, 3, id="notebook-metadata-list"),
@@ -725,6 +827,179 @@ def test_short_generic_lines_are_not_a_leak(tmp_path, body):
     root = make_checkout(tmp_path / "proj", files)
     release_dir, _, _ = build(root)
     assert "tests/test_extra.py" in shipped_files(release_dir)
+
+
+# ---------------------------------------------------------------------------
+# Leaks that are not verbatim: region code compared as tokens
+# ---------------------------------------------------------------------------
+
+# Copies that the line check misses (each test below also fails with the token check
+# disabled): names changed, layout changed, statements joined, one decisive line alone.
+TOKEN_COPIES = {
+    "renamed": (NORM_WHERE, None, [
+        "g_beta = up.sum(axis=0)",
+        'g_gamma = np.einsum("ij,ij->j", up, xh)',
+        "g_x = xh * (g_gamma / n)",
+        "g_x += g_beta / n",
+        "np.subtract(up, g_x, out=g_x)",
+        "g_x *= gm * istd",
+    ]),
+    "reformatted": (NORM_WHERE, None, [
+        "dbeta = dout.sum( axis=0 )",
+        'dgamma = np.einsum( "ij,ij->j",',
+        "                    dout, x_hat )",
+        "dx = x_hat*(dgamma/N)",
+        "dx += dbeta/N",
+        "np.subtract(dout,",
+        "            dx, out=dx)",
+        "dx *= gamma*inv_std",
+    ]),
+    "joined": (NORM_WHERE, None, [
+        "b = g.sum(axis=0); a = np.einsum('ij,ij->j', g, h); r = h * (a / n); r += b / n; "
+        "np.subtract(g, r, out=r); r *= c * s",
+    ]),
+    "closed-form-line": (
+        NORM_WHERE, "dx = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)",
+        ["grad_in = (g * istd / m) * (m * up - gb - xh * gg)"]),
+    "mask-line": (KEEP_WHERE, "mask = (np.random.rand(*x.shape) < p) / p",
+                  ["keep = (np.random.rand(*inp.shape) < q) / q"]),
+    # Comments of the copier's own between the lines: found in the code alone.
+    "renamed-with-comments": (SCALE_WHERE, None, [
+        "# scale first",
+        "g = d * k  # the factor",
+        "# then the affine part",
+        "gi = (g @ wt.T).reshape(a.shape)",
+        "gw = a.reshape(a.shape[0], -1).T @ g  # (D, M)",
+        "gb = g.sum(axis=0)",
+    ]),
+}
+
+
+def _token_problem(location, copy):
+    """The start of the problem find_leaks reports for a TOKEN_COPIES entry at location."""
+    where, statement, _ = TOKEN_COPIES[copy]
+    if statement:
+        return (f"{location}: holds the statement {statement!r} of {where} (names and layout "
+                f"aside), as ")
+    return f"{location}: holds {release.WINDOW_TOKENS} tokens in a row of {where} (names and "
+
+
+def _planted(place, copy):
+    """({path: text} planting a TOKEN_COPIES entry at place, the location reported)."""
+    lines = TOKEN_COPIES[copy][2]
+    if place == "test-file":
+        code = "def reference(up, xh, gm, istd, n):\n" + _indented(lines, "    ")
+        return {"tests/test_copy.py": code}, "tests/test_copy.py"
+    if place == "notebook-code-cell":
+        return ({NB: _notebook_with(lambda nb: nb.cells.append(new_code_cell("\n".join(lines))))},
+                f"{NB} /cells/7/source")
+    assert place == "notebook-markdown"
+    markdown = "A hint:\n\n```python\n" + "\n".join(lines) + "\n```\n"
+    return ({NB: _notebook_with(lambda nb: nb.cells.append(new_markdown_cell(markdown)))},
+            f"{NB} /cells/7/source")
+
+
+@pytest.mark.parametrize("copy", list(TOKEN_COPIES))
+@pytest.mark.parametrize("place", ["test-file", "notebook-code-cell", "notebook-markdown"])
+def test_token_copy_refused(tmp_path, place, copy):
+    extra, location = _planted(place, copy)
+    root = make_checkout(tmp_path / "proj", {**fixture_files(), **extra})
+    problems = refused(root)
+    assert problems[0] == "solution or answer text would ship:"
+    assert any(p.startswith(_token_problem(location, copy)) for p in problems[1:]), problems
+
+
+def _outputs_and_metadata(copy):
+    """A notebook holding a TOKEN_COPIES entry in an output and in a cell's metadata."""
+    text = "\n".join(TOKEN_COPIES[copy][2])
+    nb = guide_notebook()
+    del nb.cells[3:]  # the cells without regions or answers
+    nb.cells[2].outputs.append(new_output("stream", name="stdout", text=text + "\n"))
+    nb.cells[1].metadata["solution"] = text
+    return nbformat.writes(nb).encode()
+
+
+@pytest.mark.parametrize("copy", list(TOKEN_COPIES))
+def test_token_copy_found_in_outputs_and_metadata(fixture_plan, copy):
+    """A release clears both (see test_cell_metadata_never_ships); the check reads them all
+    the same, should one be left."""
+    problems = release.find_leaks({NB: _outputs_and_metadata(copy)}, fixture_plan.regions,
+                                  fixture_plan.answers)
+    for location in (f"{NB} /cells/1/metadata/solution", f"{NB} /cells/2/outputs/1/text"):
+        assert any(p.startswith(_token_problem(location, copy)) for p in problems), problems
+    assert len(problems) == 2
+
+
+def test_cell_metadata_never_ships(tmp_path):
+    """Cell metadata is invisible in JupyterLab: the release keeps nbval's tags only."""
+    norm_copy = "\n".join(TOKEN_COPIES["renamed"][2])
+
+    def hide(nb):
+        nb.cells[1].metadata.update({"solution": norm_copy, "notes": "\n".join(SHIFT_LINES),
+                                     "tags": ["nbval-ignore-output", "answer-key"],
+                                     "ExecuteTime": {"end_time": "2024-01-01T00:00:00"}})
+        nb.cells[2].metadata["tags"] = "nbval-skip"  # not a list: nbval ignores it too
+        nb.cells[6].metadata["hint"] = ANSWER_TEXT  # a markdown cell
+        nb.cells[3].metadata["jupyter"] = {"source_hidden": True}
+
+    root = make_checkout(tmp_path / "proj", {**fixture_files(), NB: _notebook_with(hide)})
+    release_dir, _, _ = build(root)
+    nb = nbformat.read(release_dir / NB, as_version=4)
+    kept = [{}, {"tags": ["nbval-ignore-output"]}, {}, {}, {}, {}, {}]
+    assert [cell.metadata for cell in nb.cells] == kept
+    text = (release_dir / NB).read_text()
+    for hidden in ("g_gamma", "shift_grad_total", "answer-key", "hidden answer epsilon",
+                   "ExecuteTime", "source_hidden"):
+        assert hidden not in text, hidden
+
+
+TOKEN_NOT_LEAKS = [
+    # The given code (affine_backward), renamed: the region built on it shares 32-token
+    # runs with it, and those prove nothing.
+    pytest.param(["a, b = c", "ga = (g @ b.T).reshape(a.shape)",
+                  "gb = a.reshape(a.shape[0], -1).T @ g", "gc = g.sum(axis=0)",
+                  "return ga, gb, gc"], id="given-code-renamed"),
+    # A region's call without its computation, and a short formula: no decisive line.
+    pytest.param(["np.subtract(g, r, out=r)", "r = h * (a / n)"], id="call-and-short-formula"),
+    pytest.param(["out = np.asarray(x, dtype=np.float64)",
+                  "expected = {'x_hat': x_hat, 'inv_std': inv_std, 'gamma': gamma}"],
+                 id="plumbing-statements"),
+]
+
+
+@pytest.mark.parametrize("lines", TOKEN_NOT_LEAKS)
+def test_given_code_and_plumbing_are_not_token_leaks(tmp_path, lines):
+    files = {**fixture_files(), "tests/test_extra.py": "def helper(g, c):\n"
+             + _indented(lines, "    ")}
+    root = make_checkout(tmp_path / "proj", files)
+    release_dir, _, _ = build(root)
+    assert "tests/test_extra.py" in shipped_files(release_dir)
+
+
+def _tokens(text):
+    return release._token_streams(text)[-1][0]
+
+
+@pytest.mark.parametrize("one, other", [
+    ("dx = (g * s / n) * (n * d - b - h * k)", "out=( a*b/c )*(c*e-f-\\\n  x*y)"),
+    ("a = f(x)\nb = a + 1", "p = f(q); r = p + 1"),
+    ("y = x.sum(axis=0) * 1.0", "z = w.sum(axis = 0) * 1.  # a comment"),
+    ("s = np.einsum('ij,ij->j', a, b)", 's = np.einsum("ij,ij->j", a, b)'),
+    ("t = 1e-5", "t = 0.00001"),
+])
+def test_tokens_ignore_names_layout_and_comments(one, other):
+    assert _tokens(one) == _tokens(other)
+
+
+@pytest.mark.parametrize("one, other", [
+    ("y = x.sum(axis=0)", "y = x.mean(axis=0)"),        # attributes stay
+    ("y = f(x, axis=0)", "y = f(x, keepdims=0)"),       # keyword arguments stay
+    ("y = f(x, axis=0)", "y = f(x, axis=1)"),           # numbers stay
+    ("y = a - b * c", "y = a + b * c"),                 # operators stay
+    ("y = a if b else c", "y = a or b and c"),          # keywords stay
+])
+def test_tokens_keep_api_numbers_operators_and_keywords(one, other):
+    assert _tokens(one) != _tokens(other)
 
 
 def _zip_bytes(members):
@@ -894,7 +1169,8 @@ def test_cli_summary(project, capsys):
     out = capsys.readouterr().out
     head = git(project, "rev-parse", "HEAD").decode()[:12]
     assert f"release: {len(SHIPPED)} files of commit {head} -> {project / 'release' / 'hw2'}" in out
-    assert f"{N_REGIONS} solution regions replaced in {NB}, cs231n/layers.py" in out
+    assert (f"{N_REGIONS} solution regions replaced in {NB}, cs231n/layers.py, "
+            f"cs231n/norms.py") in out
     assert "1 answers replaced by the prompt" in out
     assert "release: note: untracked, so not shipped: tests/test_forgotten.py" in out
 
@@ -973,7 +1249,8 @@ def test_real_release_ships_only_the_allow_list(real_release):
     shipped = [rel for rel in shipped_files(release_dir)
                if not rel.startswith("datasets/cifar-10-batches-py")]
     assert shipped == plan.files
-    expected = sorted([rel for rel in _tracked(clone) if release.is_shipped(rel)] + ["README.md"])
+    expected = sorted([rel for rel in _tracked(clone) if release.is_shipped(rel)]
+                      + ["README.md", contract.FINGERPRINT])
     assert shipped == expected
     assert not [rel for rel in shipped if rel.startswith(("instructor_tools/", ".ci/"))]
     assert "requirements-ci.txt" not in shipped
@@ -986,7 +1263,8 @@ def test_real_release_ships_only_the_allow_list(real_release):
 def test_real_release_student_files_match_the_submission_list(real_release):
     _, plan, _ = real_release
     py_with_regions = sorted({r.path for r in plan.regions if r.path.endswith(".py")})
-    assert py_with_regions == sorted(submission.STUDENT_CODE)
+    assert py_with_regions == sorted(contract.REGION_FILES)
+    assert set(contract.REGION_FILES) <= set(submission.STUDENT_CODE)
     notebooks = sorted({r.notebook for r in plan.regions})
     assert set(notebooks) <= set(submission.NOTEBOOKS)
 
@@ -1045,6 +1323,107 @@ def test_real_release_imports_and_raises_not_implemented(real_release):
     assert done.stdout.startswith("dropout_forward: not implemented yet; see Dropout.ipynb, section")
 
 
+@needs_solution
+def test_real_release_keeps_the_markers(real_release):
+    """Each region of the last commit is in the release with its two marker lines
+    unchanged and, between them, only the TODO comment and the raise."""
+    release_dir, plan, clone = real_release
+
+    def markers(lines):
+        return [line for line in lines
+                if release.SOLUTION_BEGIN_RE.match(line) or release.SOLUTION_END_RE.match(line)]
+
+    for rel in sorted({r.path for r in plan.regions}):
+        source = (clone / rel).read_text().splitlines()
+        released = (release_dir / rel).read_text().splitlines()
+        assert markers(released) == markers(source), rel
+        regions = [r for r in plan.regions if r.path == rel]
+        begins = [i for i, line in enumerate(released) if release.SOLUTION_BEGIN_RE.match(line)]
+        assert len(begins) == len(regions), rel
+        for region, at in zip(sorted(regions, key=lambda r: r.begin), begins):
+            assert released[at + 1] == region.indent + release.TODO_COMMENT
+            assert released[at + 2] == region.indent + (
+                f"raise NotImplementedError('{region.function}: not implemented yet; see "
+                f"{region.notebook}, section \"{region.section}\"')")
+            assert release.SOLUTION_END_RE.match(released[at + 3]), (rel, at)
+
+
+_RENAME_RE = re.compile(r"""(?P<string>(?:(?<!\w)[rRbBuUfF]{1,2})?(?:"[^"\n]*"|'[^'\n]*'))"""
+                        r"|(?P<name>[^\W\d]\w*)|(?P<number>\d[\w.]*)|(?P<op>==|!=|<=|>=|[^\s\w])")
+
+
+def _renamed(code):
+    """code with every name renamed (renamed_0, renamed_1...), as a copier hiding a copy
+    would: all but keywords, attributes and keyword arguments (the API the copy must call),
+    and what is inside strings. Works on comment text too (no tokenize)."""
+    tokens = list(_RENAME_RE.finditer(code))
+    names, depth, out, at = {}, 0, [], 0
+    for i, tok in enumerate(tokens):
+        if tok.lastgroup == "op":
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(tok[0], 0)
+        if tok.lastgroup != "name" or keyword.iskeyword(tok[0]):
+            continue
+        before = tokens[i - 1][0] if i else ""
+        after = tokens[i + 1][0] if i + 1 < len(tokens) else ""
+        if before == "." or (depth > 0 and after == "=" and before in ("(", ",")):
+            continue
+        out += [code[at : tok.start()], names.setdefault(tok[0], f"renamed_{len(names)}")]
+        at = tok.end()
+    return "".join(out) + code[at:]
+
+
+@needs_solution
+def test_real_release_token_check_catches_each_region_renamed(real_release):
+    """On the course's own regions: a renamed copy of each region (of three lines or more)
+    is refused anywhere, and so is each decisive line alone, renamed; among them the
+    closed-form dx of batchnorm_backward_alt and dropout's mask."""
+    _, plan, _ = real_release
+    index = release._token_needles(plan.regions)
+    needles = [n for found in index.values() for n in found]
+    covered = {n.described for n in needles}
+
+    def refused_as(code, described):
+        problems = release.find_leaks({"tests/test_planted.py": code.encode()}, plan.regions, [])
+        return any(p.startswith("tests/test_planted.py: holds ") and described in p
+                   for p in problems)
+
+    for region in plan.regions:
+        described = f"the solution region at {region.where()}"
+        tokens, _ = release._region_tokens(region)
+        if len(tokens) >= release.WINDOW_TOKENS:
+            assert described in covered, f"{described}: all of it is in the given code"
+        if described in covered:
+            body = textwrap.dedent("\n".join(region.body))
+            assert refused_as(_renamed(body), described), described
+    statements = [n for n in needles if n.statement]
+    for needle in statements:
+        assert refused_as(_renamed(needle.statement), needle.described), needle.statement
+    by_function = {f"the solution region at {r.where()}": r.function for r in plan.regions}
+    alt = [n for n in statements if by_function[n.described] == "batchnorm_backward_alt"]
+    assert any(_tokens(n.statement) == _tokens("dx = (g * s / n) * (n * d - b - h * k)")
+               for n in alt), "the closed-form dx of batchnorm_backward_alt is not decisive"
+    dropout = next(r for r in plan.regions if r.function == "dropout_forward")
+    mask = [said for _, said, comment in release._region_tokens(dropout)[1]
+            if not comment and said.startswith("mask =")]
+    assert mask, "dropout_forward's region has no 'mask = ...' statement"
+    assert refused_as(_renamed(mask[0]), f"the solution region at {dropout.where()}"), mask[0]
+
+
+@needs_solution
+def test_token_readings_agree_on_the_projects_python(real_release):
+    """The leak check reads region code with tokenize and the release with a regex: on
+    every Python file of the last commit they give the same tokens."""
+    _, _, clone = real_release
+    for rel in _tracked(clone):
+        if not rel.endswith(".py"):
+            continue
+        text = (clone / rel).read_text()
+        python = release._python_raw(text)
+        assert python is not None, rel
+        regex = release._regex_raw(release._blank_comments(text))
+        assert release._normal_tokens(python[0]) == release._normal_tokens(regex), rel
+
+
 _NOT_IMPLEMENTED_RE = re.compile(
     r'NotImplementedError: (?P<function>[\w.]+): not implemented yet; see '
     r'(?P<notebook>[\w.-]+\.ipynb), section "(?P<section>[^"]+)"'
@@ -1101,3 +1480,22 @@ def test_real_release_notebook_first_fails_with_not_implemented(real_release, no
     with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError", str(info.value)[-2000:]
+
+
+@needs_solution
+def test_real_release_fingerprint_lets_the_packer_warn(real_release, tmp_path):
+    """The release ships the course's fingerprint; a student's edit outside a region is
+    warned about with its file and line, and an untouched release warns about nothing."""
+    release_dir, _, _ = real_release
+    course = contract.load_fingerprint(release_dir)
+    assert course is not None and set(contract.REGION_FILES) <= set(course["regions"])
+    texts = {p.relative_to(release_dir).as_posix(): p.read_text(encoding="utf-8")
+             for p in sorted((release_dir / "cs231n").rglob("*.py"))}
+    notebooks = {n: nbformat.read(release_dir / n, as_version=4) for n in contract.NOTEBOOKS}
+    refusals, warnings = contract.review(texts, notebooks, course)
+    assert refusals == [] and warnings == []
+    texts["cs231n/layers.py"] += "EXTRA = 1\n"
+    _, warnings = contract.review(texts, notebooks, course)
+    line = len(texts["cs231n/layers.py"].splitlines())
+    assert warnings == [f"cs231n/layers.py:{line}: added outside the answer regions (not "
+                        f"graded): EXTRA = 1"]

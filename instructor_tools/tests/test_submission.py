@@ -8,6 +8,7 @@ import builtins
 import hashlib
 import html.parser
 import io
+import json
 import os
 import pwd
 import re
@@ -77,10 +78,11 @@ def project(tmp_path):
     # The real tools, so that collectSubmission.sh runs this tree's own packer.
     shutil.copy(REPO / "cs231n" / "__init__.py", pkg / "__init__.py")
     (root / "student_tools").mkdir()
-    for rel in ("__init__.py", "markers.py", "submission.py"):
+    for rel in ("__init__.py", "markers.py", "submission.py", "contract.py", "allowlist.py"):
         shutil.copy(REPO / "student_tools" / rel, root / "student_tools" / rel)
     shutil.copy(REPO / "collectSubmission.sh", root / "collectSubmission.sh")
     (pkg / "layers.py").write_text("def batchnorm_forward(x):\n    return x\n")
+    (pkg / "layer_utils.py").write_text("from cs231n.layers import *\n")
     (pkg / "classifiers" / "__init__.py").write_text("")
     (pkg / "classifiers" / "fc_net.py").write_text("class FullyConnectedNet:\n    pass\n")
     write_nb(root / "BatchNormalization.ipynb", run_all_notebook("Batch normalization"))
@@ -226,25 +228,28 @@ REFUSALS = [
     pytest.param(_remove("cs231n/layers.py"), r"missing in .*: cs231n/layers\.py$",
                  id="missing-package-file"),
     pytest.param(_set_counts(1, 2, None),
-                 r"^Dropout\.ipynb: 1 code cell\(s\) never executed: cell 6 \('x \+ 1'\)\. Run "
+                 r"^Dropout\.ipynb: 1 code cell\(s\) never executed: section \"Dropout\", code cell "
+                 r"'x \+ 1'\. Run "
                  r"Kernel > Restart Kernel and Run All Cells, then save$",
                  id="never-executed"),
     pytest.param(_set_counts(1, 3, 2),
-                 r"^Dropout\.ipynb: cell 4 \('print\(x \* 21\)'\) shows In \[3\] where a fresh "
+                 r"^Dropout\.ipynb: section \"Dropout\", code cell \[3\] 'print\(x \* 21\)' shows In \[3\] "
+                 r"where a fresh "
                  r"top-to-bottom run shows In \[2\] \(cells were run out of order or re-run\)",
                  id="out-of-order"),
     pytest.param(_set_counts(1, 2, 7), r"shows In \[7\] where a fresh top-to-bottom run shows In \[3\]",
                  id="re-run-gap"),
     pytest.param(_set_counts(5, 6, 7),
-                 r"cell 2 \('x = 2'\) shows In \[5\] .*\(the kernel was not restarted before running\)",
+                 r"code cell \[5\] 'x = 2' shows In \[5\] .*\(the kernel was not restarted before running\)",
                  id="not-fresh"),
-    pytest.param(_add_error(), r"^BatchNormalization\.ipynb: cell 7 \('y = undefined_name'\) shows "
+    pytest.param(_add_error(), r"^BatchNormalization\.ipynb: section \"Batch normalization\", code cell \[4\] "
+                 r"'y = undefined_name' shows "
                  r"an error: NameError: name 'undefined_name' is not defined$", id="error-output"),
-    pytest.param(_answer(ANSWER_PROMPT), r"answer in markdown cell 5 still holds the prompt",
+    pytest.param(_answer(ANSWER_PROMPT), r"the answer under \"Dropout\" still holds the prompt",
                  id="answer-is-prompt"),
     pytest.param(_answer(f"{ANSWER_PROMPT} I think so"), r"still holds the prompt",
                  id="answer-keeps-prompt"),
-    pytest.param(_answer("  \n "), r"^Dropout\.ipynb: answer in markdown cell 5 is empty$",
+    pytest.param(_answer("  \n "), r"^Dropout\.ipynb: the answer under \"Dropout\" is empty$",
                  id="answer-empty"),
     pytest.param(_break_answer_markers, r"without <!-- END ANSWER -->; restore the markers",
                  id="answer-markers-damaged"),
@@ -415,6 +420,7 @@ PACKED = [
     "cs231n/__init__.py",
     "cs231n/classifiers/__init__.py",
     "cs231n/classifiers/fc_net.py",
+    "cs231n/layer_utils.py",
     "cs231n/layers.py",
 ]
 
@@ -512,7 +518,7 @@ def test_collect_submission_script(project):
     done = subprocess.run(["bash", str(script), "--no-pdf"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
-    assert "1. Dropout.ipynb: answer in markdown cell 5 is empty" in done.stderr
+    assert '1. Dropout.ipynb: the answer under "Dropout" is empty' in done.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -1030,3 +1036,91 @@ def test_pdf_with_mathjax_from_pip(project, tmp_path):
     assert "Because the variance is biased." in text
     for raw_tex in ("$$", "\\frac", "\\hat", "\\sqrt", "\\partial"):
         assert raw_tex not in text
+
+
+# ---------------------------------------------------------------------------
+# The grader's contract, applied before zipping (student_tools.contract)
+# ---------------------------------------------------------------------------
+
+
+def _with_course_package(root):
+    """The real package as a student starts from it (region bodies stubbed, markers kept)
+    and the course's fingerprint, as a release ships them."""
+    from student_tools import contract
+    from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
+    shutil.rmtree(root / "cs231n")
+    texts = {}
+    for path in sorted((REPO / "cs231n").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if "__pycache__" in rel:
+            continue
+        out, inside = [], False
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if SOLUTION_BEGIN_RE.match(line):
+                out += [line, SOLUTION_BEGIN_RE.match(line)["indent"] + "raise NotImplementedError"]
+                inside = True
+            elif SOLUTION_END_RE.match(line):
+                out.append(line)
+                inside = False
+            elif not inside:
+                out.append(line)
+        texts[rel] = "\n".join(out) + "\n"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(texts[rel], encoding="utf-8")
+    notebooks = {name: nbformat.read(root / name, as_version=4) for name in submission.NOTEBOOKS}
+    (root / contract.FINGERPRINT).write_text(
+        json.dumps(contract.fingerprint_texts(texts, notebooks)), encoding="utf-8")
+    return texts
+
+
+def test_changes_outside_the_regions_are_warned_before_zipping(project, capsys):
+    texts = _with_course_package(project)
+    layers = project / "cs231n" / "layers.py"
+    text = texts["cs231n/layers.py"].replace("def dropout_backward(dout, cache):",
+                                             "def dropout_backward(dout, cache):  # mine", 1)
+    layers.write_text(text + "HELPER = 1\n", encoding="utf-8")
+    assert submission.main(["--root", str(project), "--no-pdf"]) == 0
+    err = capsys.readouterr().err
+    lines = text.splitlines()
+    at = next(i for i, l in enumerate(lines, 1) if "# mine" in l)
+    assert f"cs231n/layers.py:{at}: changed outside the answer regions" in err
+    assert f"cs231n/layers.py:{len(lines) + 1}: added outside the answer regions" in err
+    assert "will not run" in err
+    # The zip still holds the file as written: nothing is lost by surprise.
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        assert b"HELPER = 1" in archive.read("cs231n/layers.py")
+
+
+@pytest.mark.parametrize("body, why", [
+    ("import os\ndx = dout", "import is not allowed"),
+    ("dx = open('/etc/passwd').read()", "'open'"),
+    ("dx = np.load('x.npy')", "np.load"),
+])
+def test_region_code_the_grader_refuses_is_refused_here(project, body, why):
+    from student_tools.markers import solution_regions
+    texts = _with_course_package(project)
+    text = texts["cs231n/layers.py"]
+    region = next(r for r in solution_regions(text)[0] if r.function == "dropout_backward")
+    lines = text.splitlines()
+    new = [region.indent + l for l in body.splitlines()]
+    (project / "cs231n" / "layers.py").write_text(
+        "\n".join(lines[:region.begin] + new + lines[region.end - 1:]) + "\n")
+    reasons = refused(project)
+    assert reasons and why in reasons[0], reasons
+    assert reasons[0].startswith(f"cs231n/layers.py:{region.begin + 1}") or \
+        reasons[0].startswith(f"cs231n/layers.py:{region.begin + 2}")
+
+
+def test_deleted_region_markers_are_refused(project):
+    texts = _with_course_package(project)
+    text = texts["cs231n/classifiers/fc_net.py"]
+    marker = next(l for l in text.splitlines() if "### BEGIN SOLUTION" in l)
+    (project / "cs231n" / "classifiers" / "fc_net.py").write_text(text.replace(marker, "", 1))
+    reasons = refused(project)
+    assert any("marker" in r and "fc_net.py" in r for r in reasons), reasons
+
+
+def test_missing_layer_utils_is_refused(project):
+    (project / "cs231n" / "layer_utils.py").unlink()
+    reasons = refused(project)
+    assert reasons == [f"missing in {project}: cs231n/layer_utils.py"], reasons
