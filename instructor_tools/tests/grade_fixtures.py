@@ -74,6 +74,24 @@ def plant(files, path, old, new, count=1):
     return files
 
 
+def release_form(text, stub="raise NotImplementedError"):
+    """text with every solution region's body replaced by stub, markers kept: what a
+    student starts from in the release."""
+    from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
+    out, inside = [], False
+    for line in text.splitlines():
+        begin = SOLUTION_BEGIN_RE.match(line)
+        if begin:
+            out += [line, begin["indent"] + stub]
+            inside = True
+        elif SOLUTION_END_RE.match(line):
+            out.append(line)
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def region_body(files, path, function, body, occurrence=0):
     """files with the body of the answer region in `function` of `path` replaced by body
     (source lines, indented here to the region's depth); fails loudly when there is no

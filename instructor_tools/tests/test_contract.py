@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grade_fixtures import release_form
 from instructor_tools.grade import build
 from student_tools import contract
 from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE, solution_regions
@@ -17,21 +18,6 @@ FC_NET = "cs231n/classifiers/fc_net.py"
 
 def course_text(rel):
     return (PROJECT / rel).read_text(encoding="utf-8")
-
-
-def release_form(text):
-    """Region bodies replaced by a raise, markers kept: what a student starts from."""
-    out, inside = [], False
-    for line in text.splitlines():
-        if SOLUTION_BEGIN_RE.match(line):
-            out += [line, SOLUTION_BEGIN_RE.match(line)["indent"] + "raise NotImplementedError"]
-            inside = True
-        elif SOLUTION_END_RE.match(line):
-            out.append(line)
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out) + "\n"
 
 
 def with_body(text, index, body):
