@@ -77,7 +77,6 @@ _NOTEBOOK = {
     "network_layernorm": f'{_BN}, section "Layer normalization: implementation"',
     "dropout": 'Dropout.ipynb, sections "Dropout: forward pass" and "Dropout: backward pass"',
     "network_dropout": 'Dropout.ipynb, section "Fully connected networks with dropout"',
-    "network": f"{_BN} and Dropout.ipynb",
 }
 
 
@@ -730,21 +729,6 @@ def check_network_dropout():
                                 np.random.default_rng(237), (None,))
 
 
-_NETWORK_PIECES = ("network_batchnorm", "network_layernorm", "network_dropout")
-
-
-def check_network():
-    """All three network pieces (the name the self-check had before they were split)."""
-    worst = 0.0
-    for piece in _NETWORK_PIECES:
-        try:
-            _, measured = PIECES[piece]()
-        except CheckFailed as exc:
-            raise CheckFailed(f"{piece}: {exc}") from None
-        worst = max(worst, measured["worst rel error"])
-    hint = (f"{', '.join(_NETWORK_PIECES)}: gradients match centred differences (rel error "
-            f"< {NETWORK_GRAD_TOL:.0e}); L2 term 0.5 * reg * sum(W**2)")
-    return hint, {"worst rel error": worst}
 
 
 # ---------------------------------------------------------------------------
@@ -762,10 +746,9 @@ PIECES = {
     "network_layernorm": check_network_layernorm,
     "dropout": check_dropout,
     "network_dropout": check_network_dropout,
-    "network": check_network,  # all three network pieces in one row
 }
 # What run_checks() and ``python -m cs231n.check`` run without names: every piece once.
-DEFAULT_PIECES = [name for name in PIECES if name != "network"]
+DEFAULT_PIECES = list(PIECES)
 
 _NOT_IMPLEMENTED_RE = re.compile(r"^(?P<function>[\w.]+): not implemented yet; see (?P<where>.+)$")
 
@@ -815,8 +798,7 @@ def run_checks(names=None, file=None):
     """Check the named pieces (default: all), print the table, return a CheckReport.
 
     Inputs:
-    - names: a piece name, a list of them, or None for DEFAULT_PIECES (every piece once;
-      "network" is the three network_* pieces in one row)
+    - names: a piece name, a list of them, or None for DEFAULT_PIECES (every piece once)
     - file: where to print (default sys.stdout); False prints nothing
     """
     names = _normalize_names(names)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs231n.validation import check_positive_int
+from cs231n.validation import check_nonnegative_int, check_positive_int
 
 #: Where ``make data`` installs CIFAR-10, resolved from this file so any cwd works.
 DEFAULT_CIFAR10_DIR = Path(__file__).resolve().parents[1] / "datasets" / "cifar-10-batches-py"
@@ -294,8 +294,8 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
     Raises ValueError when more images are requested than the files hold.
     """
     num_training = check_positive_int(num_training, "num_training")
-    num_validation = check_positive_int(num_validation, "num_validation", minimum=0)
-    num_test = check_positive_int(num_test, "num_test", minimum=0)
+    num_validation = check_nonnegative_int(num_validation, "num_validation")
+    num_test = check_nonnegative_int(num_test, "num_test")
     if not isinstance(subtract_mean, (bool, np.bool_)):
         raise TypeError(f"subtract_mean: expected a bool, got {type(subtract_mean).__name__}")
     root = DEFAULT_CIFAR10_DIR if cifar10_dir is None else _check_path(cifar10_dir, "cifar10_dir")

@@ -33,6 +33,7 @@ from cs231n.validation import (
     check_array,
     check_mode,
     check_positive_finite,
+    check_nonnegative_int,
     check_positive_int,
     check_probability,
     check_shape,
@@ -334,8 +335,12 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         out += beta - running_mean * scale
         ### END SOLUTION
 
-    bn_param["running_mean"] = running_mean
-    bn_param["running_var"] = running_var
+    if mode == "train":
+        bn_param["running_mean"] = running_mean
+        bn_param["running_var"] = running_var
+    else:  # test mode changes nothing it was given (dtype included); absent stats: zeros
+        bn_param.setdefault("running_mean", running_mean)
+        bn_param.setdefault("running_var", running_var)
     return out, cache
 
 
@@ -548,7 +553,7 @@ def dropout_forward(x, dropout_param):
     p = check_probability(dropout_param["p"], "dropout_param['p']")
     seed = dropout_param.get("seed")
     if seed is not None:
-        check_positive_int(seed, "dropout_param['seed']", minimum=0)
+        check_nonnegative_int(seed, "dropout_param['seed']")
 
     mask = None  # stays None in test mode
     if mode == "train":

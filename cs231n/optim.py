@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from cs231n.validation import check_array, check_positive_int, check_shape
+from cs231n.validation import check_array, check_nonnegative_int, check_positive_int, check_shape
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
 
@@ -197,7 +197,7 @@ def adam(w, dw, config=None):
     epsilon = _hyper(config, "epsilon", 1e-8, 0.0, math.inf, low_open=True, high_open=True)
     m = _state(config, "m", w)
     v = _state(config, "v", w)
-    t = check_positive_int(config.setdefault("t", 0), "config['t']", minimum=0)
+    t = check_nonnegative_int(config.setdefault("t", 0), "config['t']")
 
     t += 1
     # The equations above, rearranged to work in place in m, v and ONE scratch array:

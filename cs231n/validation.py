@@ -85,13 +85,23 @@ def check_probability(value, name, low_open=True, high_open=False):
     return value
 
 
-def check_positive_int(value, name, minimum=1):
+def check_int(value, name, minimum):
     """Require an integer (not bool) >= minimum."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_positive_int(value, name):
+    """Require an integer (not bool) >= 1."""
+    return check_int(value, name, 1)
+
+
+def check_nonnegative_int(value, name):
+    """Require an integer (not bool) >= 0 (a seed, a count that may be zero)."""
+    return check_int(value, name, 0)
 
 
 def check_choice(value, name, choices):

@@ -301,3 +301,15 @@ def test_float64_running_stats_are_kept_in_x_dtype():
     out, _ = batchnorm_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), bn_param)
     assert out.dtype == np.float32
     assert bn_param["running_mean"].dtype == bn_param["running_var"].dtype == np.float32
+
+
+def test_test_mode_leaves_bn_param_untouched_dtype_included():
+    """float32 x in test mode with float64 running statistics: bn_param keeps its own
+    arrays (the same objects, float64), as the docstring says."""
+    rng = np.random.default_rng(3)
+    mean, var = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    bn_param = {"mode": "test", "running_mean": mean, "running_var": var}
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    batchnorm_forward(x, np.ones(4, np.float32), np.zeros(4, np.float32), bn_param)
+    assert bn_param["running_mean"] is mean and bn_param["running_var"] is var
+    assert bn_param["running_mean"].dtype == np.float64

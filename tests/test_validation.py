@@ -47,5 +47,15 @@ def test_accepted_values_come_back_unchanged_or_normalized():
     assert v.check_probability(1, "p") == 1.0
     assert v.check_probability(0.0, "momentum", low_open=False) == 0.0
     assert v.check_positive_int(np.int64(3), "n") == 3
+
+
+def test_positive_means_at_least_one_and_nonnegative_allows_zero():
+    with pytest.raises(ValueError, match=">= 1"):
+        v.check_positive_int(0, "n")
+    with pytest.raises(TypeError):
+        v.check_positive_int(1, "n", minimum=0)  # no way to make "positive" accept 0
+    assert v.check_nonnegative_int(0, "seed") == 0
+    with pytest.raises(ValueError, match=">= 0"):
+        v.check_nonnegative_int(-1, "seed")
     assert v.check_choice(None, "normalization", [None, "batchnorm"]) is None
     v.check_same_length(np.zeros(3), "X", np.zeros(3), "y")

@@ -12,6 +12,7 @@ import numpy as np
 from cs231n import layer_utils as _layer_utils
 from cs231n.layer_utils import *  # noqa: F403  re-exported, see __all__
 from cs231n.layer_utils import (
+    NORMALIZATIONS,
     affine_norm_relu_backward,
     affine_norm_relu_forward,
     affine_relu_backward,
@@ -28,6 +29,7 @@ from cs231n.validation import (
     check_array,
     check_choice,
     check_positive_finite,
+    check_nonnegative_int,
     check_positive_int,
     check_probability,
     check_real,
@@ -35,7 +37,6 @@ from cs231n.validation import (
 
 __all__ = ["FullyConnectedNet", *_layer_utils.__all__]  # layer_utils' includes the layers
 
-NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
 
 class FullyConnectedNet:
@@ -122,7 +123,7 @@ class FullyConnectedNet:
         if not np.issubdtype(np_dtype, np.floating):
             raise ValueError(f"dtype: expected a floating dtype such as np.float32, got {np_dtype}")
         if seed is not None:
-            seed = check_positive_int(seed, "seed", minimum=0)
+            seed = check_nonnegative_int(seed, "seed")
 
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1

@@ -253,15 +253,6 @@ def test_broken_piece_fails_with_hint_others_pass(
     assert failed == set(broken_pieces)
 
 
-def test_network_alias_fails_naming_the_piece_that_failed(monkeypatch, require_implemented):
-    require_implemented()
-    assert check.run_one("network").passed
-    break_network_reg(monkeypatch)
-    result = check.run_one("network")
-    assert not result.passed
-    assert result.hint.startswith("network_batchnorm: loss with reg = 0.7 exceeds")
-
-
 def test_checks_leave_numpy_global_random_state_alone(require_implemented):
     # A self-check cell in a notebook must not change what later cells draw after an
     # earlier np.random.seed (the stored outputs of the training runs depend on it).
@@ -578,8 +569,7 @@ def test_cli_exit_status_is_0_when_all_pass(require_implemented, capsys):
     require_implemented()
     assert check.main([]) == 0
     out = capsys.readouterr().out
-    # Every piece once: "network" (the three network pieces in one row) is not repeated.
-    assert out.count("| PASS ") == len(check.DEFAULT_PIECES) == len(PIECES) - 1
+    assert out.count("| PASS ") == len(check.DEFAULT_PIECES) == len(PIECES)
 
 
 def test_module_runs_as_a_command(require_implemented):
