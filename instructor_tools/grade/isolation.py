@@ -380,7 +380,7 @@ class SubmissionBox:
         return {k: str(self.scratch) + v[4:] if v == "/tmp" or v.startswith("/tmp/") else v
                 for k, v in env.items()}
 
-    def run(self, argv, mounts, cwd, env, limits, pass_fds=(), host_cwd=None):
+    def run(self, argv, mounts, cwd, env, limits, pass_fds=()):
         """Sandbox.run inside the box: in its cgroup, as its uid, its scratch as /tmp, for
         at most min(limits.wall_seconds, remaining()) seconds. RunResult.budget_exceeded
         names the budget that ended or refused something ("memory", "processes", "disk",
@@ -423,7 +423,7 @@ class SubmissionBox:
             if by_deadline or ending:  # a budget of the whole submission: all of it ends
                 self._kill_all(proc.pid)
 
-        run = execute(cmd, host_cwd or (cwd if self.kind != "bwrap" else "/"),
+        run = execute(cmd, cwd if self.kind != "bwrap" else "/",
                       limits.wall_seconds, pass_fds, status=status, watch=watch, kill=kill)
         if run.budget_exceeded is None:
             late = seen + self._over(None, start)

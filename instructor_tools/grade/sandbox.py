@@ -229,7 +229,6 @@ def _parents(path):
 class Sandbox:
     kind: str
     uid: int | None = None  # None: do not change uid (not root)
-    extra_ro: list = field(default_factory=list)
     extra_roots: list = field(default_factory=list)  # more Python folders, bound read-only
     mask_project: bool = True  # hide the project's packages under the Python roots
 
@@ -268,7 +267,7 @@ class Sandbox:
             made = {"/usr", "/tmp", "/proc", "/dev", "/bin", "/lib", "/lib64", "/sbin"}
             roots = _python_roots(self.extra_roots)
             ro = [(str(r), str(r), False) for r in roots]
-            ro += [(str(m.host), m.inside, m.writable) for m in [*self.extra_ro, *mounts]]
+            ro += [(str(m.host), m.inside, m.writable) for m in mounts]
             bound = ["/usr"]
             for host, inside, writable in ro:
                 if any(inside == b or inside.startswith(b + "/") for b in ["/usr"]):

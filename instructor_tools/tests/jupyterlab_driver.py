@@ -346,7 +346,6 @@ panel => [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map(c => {
 class CellRun:
     """What was seen of one code cell while "run all" executed it."""
     index: int
-    polls_running: int = 0          # polls that found this cell executing
     first_seen: float = None        # monotonic seconds
     last_seen: float = None
     progress_texts: list = dataclasses.field(default_factory=list)  # distinct, in order
@@ -485,7 +484,6 @@ def run_notebook_in_lab(page, server, name, out_dir, run_timeout_s=1800, poll_s=
         if i >= 0:
             started, quiet_polls = True, 0
             run = runs.setdefault(i, CellRun(index=i))
-            run.polls_running += 1
             run.first_seen = now if run.first_seen is None else run.first_seen
             run.last_seen = now
             bars = PROGRESS_RE.findall(state["output"])

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from instructor_tools.browser import jupyterlab as lab
+import jupyterlab_driver as lab  # a helper module beside the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR") or ROOT / "instructor_tools" / "tests" / "artifacts")

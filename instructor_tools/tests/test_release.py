@@ -1499,3 +1499,32 @@ def test_real_release_fingerprint_lets_the_packer_warn(real_release, tmp_path):
     line = len(texts["cs231n/layers.py"].splitlines())
     assert warnings == [f"cs231n/layers.py:{line}: added outside the answer regions (not "
                         f"graded): EXTRA = 1"]
+
+
+@needs_solution
+def test_real_release_dropout_is_an_exercise(real_release):
+    """Dropout's scaling is the student's to find: both modes raise NotImplementedError in
+    the release, no 1/p outside the regions of the package or in the tests, and no
+    markdown before Dropout's Inline Question 1 states the expectation argument."""
+    release_dir, _, _ = real_release
+    code = ("import numpy as np\nfrom cs231n.layers import dropout_forward\n"
+            "for mode in ('test', 'train'):\n"
+            "    try:\n        dropout_forward(np.ones(3), {'mode': mode, 'p': 0.5})\n"
+            "    except NotImplementedError:\n        print(mode, 'raises')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=release_dir, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split("\n")[:2] == ["test raises", "train raises"], done.stderr
+    pattern = re.compile(r"/ ?p([^a-zA-Z_(]|$)")
+    files = [release_dir / "cs231n" / "layers.py",
+             *sorted((release_dir / "cs231n" / "classifiers").rglob("*.py")),
+             *sorted((release_dir / "tests").rglob("*.py"))]
+    hits = [f"{f.relative_to(release_dir)}:{n}: {line}" for f in files
+            for n, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+    nb = nbformat.read(release_dir / "Dropout.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "Inline Question 1" in cell.source:
+            break
+        if cell.cell_type == "markdown":
+            for banned in (r"\mathbb{E}", "E[", "expected scale"):
+                assert banned not in cell.source, (banned, cell.source[:200])
