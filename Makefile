@@ -8,6 +8,7 @@
 #   make test-notebooks  the notebooks alone under nbval (CI repeats it under another BLAS kernel)
 #   make release     instructors: the student version in release/ and a zip
 #   make grade       instructors: grade SUBMISSIONS=<folder of zips> into OUT=<folder>
+#   make gradescope  instructors: the Gradescope autograder, release/gradescope/autograder.zip
 #   make bench       instructors: speed and memory benchmark
 #
 # Offline: CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz make test
@@ -119,6 +120,15 @@ bench: instructors-only data
 	$(BIN)/python -m instructor_tools.benchmarks.bench
 
 # Instructors: grade a folder of submission zips (see python -m instructor_tools.grade --help).
+# WRITTEN=<csv>: the TAs' points for the written answers (OUT/written.csv filled in); the
+# code results already in OUT are reused, a bad CSV is refused and nothing is written.
+WRITTEN ?=
 grade: instructors-only data
-	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=<folder of zips> OUT=<folder> [GRADE_ARGS='--jobs 2 --no-notebooks ...']" >&2; exit 2; }
-	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=<folder of zips> OUT=<folder> [WRITTEN=<filled written.csv>] [GRADE_ARGS='--jobs 2 --no-notebooks ...']" >&2; exit 2; }
+	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(if $(WRITTEN),--written $(WRITTEN)) $(GRADE_ARGS)
+
+# Instructors: release/gradescope/autograder.zip for a Gradescope autograder (see the
+# grader's README, "Gradescope"); options: GRADESCOPE_ARGS="--notebooks --visibility ...".
+.PHONY: gradescope
+gradescope: instructors-only $(STAMP)
+	$(BIN)/python -m instructor_tools.gradescope $(GRADESCOPE_ARGS)

@@ -4,12 +4,17 @@
     python -m instructor_tools.grade subs/ --out graded/ --jobs 2         # 2 at a time
     python -m instructor_tools.grade subs/ --out graded/ --shard 3/10     # every 10th, from 3rd
     python -m instructor_tools.grade merge graded-1/ graded-2/ ... --out graded/
+    python -m instructor_tools.grade subs/ --out graded/ --written filled.csv  # TA points
 
 Writes OUT/grades.csv (one row per submission of this run or shard), OUT/results/<name>.json
-(everything known about a submission; a re-run reuses it when the zip's sha256, the rubric
-and the options are unchanged) and OUT/feedback/<name>.html. ``merge`` combines the
-results/ and feedback/ of several OUT folders (shards) into one OUT with one grades.csv.
-Exit status: 0 when every submission got a row (whatever its status), 2 on bad arguments.
+(everything known about a submission; a re-run reuses it when the zip's sha256, the rubric's
+code items and the options are unchanged) and OUT/feedback/<name>.html; and for the written
+part (written.py, written_pages.py) OUT/written/<question>.html, OUT/written/index.html and
+OUT/written.csv for the TAs. ``--written FILE`` merges the TAs' points (checked first: a bad
+CSV is refused and nothing is written). ``merge`` combines the results/, feedback/ and
+written points of several OUT folders (shards) into one OUT with one grades.csv.
+Exit status: 0 when every submission got a row (whatever its status), 2 on bad arguments
+or a refused CSV.
 """
 import argparse
 import concurrent.futures
@@ -22,6 +27,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from instructor_tools.grade import feedback, written, written_pages
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
 from instructor_tools.grade import isolation
@@ -65,7 +71,7 @@ def _answers_missing(result):
     return "; ".join(missing)
 
 
-def row_of(result):
+def row_of(result, rubric=None, points=None):
     row = {
         "submission": result["submission"], "score": f"{result['score']:g}",
         "max_score": f"{result['max_score']:g}", "status": result["status"],
@@ -76,26 +82,17 @@ def row_of(result):
     }
     for item in result.get("items", []):
         row[f"item:{item['id']}"] = f"{item['earned']:g}"
+    if rubric is not None:
+        row.update(written.gradebook_cells(result, rubric, points))
     return row
 
 
-def _csv_safe(value):
-    """Cells a spreadsheet would run as a formula are prefixed with a quote."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) \
-        else text
-
-
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def write_gradebook(path, results, rubric_ids):
-    columns = BASE_COLUMNS + [f"item:{i}" for i in rubric_ids]
+def write_gradebook(path, results, rubric, points=None):
+    """grades.csv: the code columns, the written ones (written.gradebook_cells: the TAs'
+    points as far as they are given, and total = score + written_score), one per item."""
+    columns = (BASE_COLUMNS[:3] + written.GRADEBOOK_COLUMNS + BASE_COLUMNS[3:]
+               + [f"item:{i.id}" for i in rubric.items]
+               + [f"written:{q.id}" for q in rubric.written])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=path.parent)
@@ -104,14 +101,15 @@ def write_gradebook(path, results, rubric_ids):
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             for result in sorted(results, key=lambda r: r["submission"]):
-                writer.writerow({k: _csv_safe(v) for k, v in row_of(result).items()})
+                writer.writerow({k: written.csv_safe(v)
+                                 for k, v in row_of(result, rubric, points).items()})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def summary(results, max_score):
+def summary(results, max_score, rubric=None, points=None):
     statuses = Counter(r["status"] for r in results)
     scores = sorted(float(r["score"]) for r in results)
     lines = [f"{len(results)} submission(s) graded, max score {max_score:g}."]
@@ -129,6 +127,14 @@ def summary(results, max_score):
     kinds = {r.get("sandbox_kind") for r in results if r.get("sandbox_kind")}
     for kind in sorted(kinds):
         lines.append(f"Isolation: {describe(kind)}")
+    if rubric is not None and rubric.written:
+        done, total = written.graded_count(results, rubric, points)
+        lines.append(f"Written answers (graded by people, {rubric.written_max:g} points): "
+                     f"{done} of {total} graded.")
+        old = written.stale(results, points)
+        if old:
+            lines.append("Written points given for an earlier zip, not counted: "
+                         + ", ".join(old))
     return "\n".join(lines)
 
 
@@ -140,14 +146,13 @@ def _progress(total, disable):
     return tqdm(total=total, unit="submission", disable=disable, file=sys.stderr)
 
 
-def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None):
+def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None, points=None):
     """Grade zips with jobs at a time; each submission runs in its own box (a fresh uid,
     its own budget and deadline, see isolation.SubmissionBox). With gradebook (a path),
     grades.csv is rewritten atomically after every submission, so a run killed halfway
-    keeps the rows it finished."""
+    keeps the rows it finished (with the written points, if any)."""
     results = []
     bar = _progress(len(zips), quiet)
-    rubric_ids = [i.id for i in opts.rubric.items]
 
     def one(zip_path):
         try:
@@ -165,7 +170,7 @@ def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None):
             result = future.result()
             results.append(result)
             if gradebook is not None:
-                write_gradebook(gradebook, results, rubric_ids)
+                write_gradebook(gradebook, results, opts.rubric, points)
             if bar is not None:
                 bar.set_postfix_str(f"{result['submission'][:20]}: {result['status']}")
                 bar.update(1)
@@ -203,10 +208,39 @@ def preflight(opts):
     return problems
 
 
-def merge(folders, out, rubric):
-    """Combine the results/ and feedback/ of shard OUT folders into out; returns results."""
+def finish(out, results, rubric, course_notebooks, gradebook, new_points=None, source=None,
+           pages=True):
+    """After grading or merging: the written part and the gradebook.
+
+    new_points (from written.read_points, already checked) are kept for results; then the
+    points kept in out are read back (those given for another zip are not counted), every
+    feedback page is written with its written questions, and with pages the TAs' pages and
+    OUT/written.csv (not in a shard run: shards sharing one OUT would overwrite each
+    other's; ``merge`` writes them). Returns the points."""
     out = Path(out)
-    results = {}
+    if new_points is not None:
+        written.store_points(out, results, new_points, source)
+    points = written.load_points(out, {r["submission"] for r in results})
+    for result in results:
+        try:
+            feedback.write_feedback(out / "feedback" / f"{result['submission']}.html", result,
+                                    written.rows(result, rubric, points))
+        except (OSError, KeyError) as exc:
+            print(f"warning: feedback of {result['submission']} not written: {exc}",
+                  file=sys.stderr)
+    if pages and rubric.written:
+        written_pages.write_pages(out, results, rubric, course_notebooks, points)
+        written.write_template(out / "written.csv", results, rubric, points)
+    write_gradebook(gradebook, results, rubric, points)
+    return points
+
+
+def merge(folders, out, rubric, written_csv=None, course_notebooks=grading.PROJECT):
+    """Combine the results/, feedback/ and written points of shard OUT folders into out;
+    with written_csv, merge the TAs' points too (checked before anything is written: a bad
+    CSV raises written.WrittenCSVError). Returns (results, points)."""
+    out = Path(out)
+    results, found = {}, {}
     for folder in folders:
         folder = Path(folder)
         if not (folder / "results").is_dir():
@@ -217,16 +251,32 @@ def merge(folders, out, rubric):
             if name in results and results[name]["sha256"] != data["sha256"]:
                 print(f"warning: {name} graded from two different zips; keeping {folder}",
                       file=sys.stderr)
-            results[name] = data
-            if folder.resolve() != out.resolve():
-                (out / "results").mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, out / "results" / path.name)
-                html = folder / "feedback" / f"{path.stem}.html"
-                if html.is_file():
-                    (out / "feedback").mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(html, out / "feedback" / html.name)
-    write_gradebook(out / "grades.csv", list(results.values()), [i.id for i in rubric.items])
-    return list(results.values())
+            results[name], found[name] = data, (folder, path)
+    new_points = None
+    if written_csv is not None:
+        new_points = written.read_points(written_csv, rubric, results)
+    for name, (folder, path) in found.items():
+        if folder.resolve() == out.resolve():
+            continue
+        (out / "results").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, out / "results" / path.name)
+        # The points kept beside the result, else in any other folder (the last one).
+        kept = [f / written.POINTS_DIR / f"{path.stem}.json" for f in map(Path, folders)]
+        kept = [k for k in kept if k.is_file()]
+        kept.sort(key=lambda k: k.parents[2] == folder)
+        if kept:
+            (out / written.POINTS_DIR).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(kept[-1], out / written.POINTS_DIR / kept[-1].name)
+    merged = list(results.values())
+    points = finish(out, merged, rubric, course_notebooks, out / "grades.csv", new_points,
+                    written_csv)
+    return merged, points
+
+
+def _refused(exc):
+    """A refused TAs' CSV: every bad row on stderr, exit status 2."""
+    print(str(exc)[:1].upper() + str(exc)[1:], file=sys.stderr)
+    return 2
 
 
 def build_parser():
@@ -268,6 +318,11 @@ def build_parser():
     parser.add_argument("--keep-work", action="store_true",
                         help="keep each submission's temporary folder (debugging)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--written", type=Path, default=None, metavar="CSV",
+                        help="the TAs' points for the written answers (OUT/written.csv filled "
+                        "in): checked first (a bad CSV is refused and nothing is written), "
+                        "then kept in OUT/written/points/ and added to grades.csv (written_score, "
+                        "total) and the feedback; the code is not graded again")
     return parser
 
 
@@ -278,14 +333,21 @@ def main(argv=None):
         parser.add_argument("folders", type=Path, nargs="+", help="OUT folders of shards")
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+        parser.add_argument("--written", type=Path, default=None, metavar="CSV",
+                            help="the TAs' points for the written answers")
+        parser.add_argument("--course", type=Path, default=grading.PROJECT,
+                            help="the course's tree (its notebooks hold the model answers)")
         args = parser.parse_args(argv[1:])
         rubric = load_rubric(args.rubric)
         try:
-            results = merge(args.folders, args.out, rubric)
+            results, points = merge(args.folders, args.out, rubric, args.written, args.course)
+        except written.WrittenCSVError as exc:
+            return _refused(exc)
         except (ValueError, OSError) as exc:
             parser.error(str(exc))
-        print(summary(results, rubric.max_score))
-        print(f"Gradebook: {args.out / 'grades.csv'}")
+        print(summary(results, rubric.max_score, rubric, points))
+        print(f"Gradebook: {args.out / 'grades.csv'}; written answers: "
+              f"{args.out / 'written' / 'index.html'}")
         return 0
 
     parser = build_parser()
@@ -295,8 +357,16 @@ def main(argv=None):
     try:
         rubric = load_rubric(args.rubric)
         zips = find_zips(args.submissions, args.shard)
+        # Shards: a CSV for the whole course, each shard keeps its own submissions' rows.
+        names = [grading.safe_name(z) for z in find_zips(args.submissions)]
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
+    new_points = None
+    if args.written is not None:
+        try:
+            new_points = written.read_points(args.written, rubric, names)
+        except written.WrittenCSVError as exc:
+            return _refused(exc)
     kind = detect(args.sandbox)
     if args.sandbox and kind != args.sandbox:
         print(f"warning: --sandbox {args.sandbox} is not usable here; using {kind}",
@@ -327,9 +397,15 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     name = "grades.csv" if args.shard is None else f"grades-shard-{args.shard[0]}-of-" \
                                                    f"{args.shard[1]}.csv"
+    kept = written.load_points(args.out)
     results = grade_folder(zips, opts, jobs=args.jobs, quiet=args.quiet,
-                           gradebook=args.out / name)
-    write_gradebook(args.out / name, results, [i.id for i in rubric.items])
-    print(summary(results, rubric.max_score))
+                           gradebook=args.out / name,
+                           points=kept if new_points is None else new_points)
+    points = finish(args.out, results, rubric, args.course, args.out / name, new_points,
+                    args.written, pages=args.shard is None)
+    print(summary(results, rubric.max_score, rubric, points))
     print(f"Gradebook: {args.out / name}; feedback: {args.out / 'feedback'}")
+    if args.shard is None and rubric.written:
+        print(f"Written answers for the TAs: {args.out / 'written' / 'index.html'}; points "
+              f"to fill in: {args.out / 'written.csv'} (merge with --written FILE)")
     return 0

@@ -1,13 +1,19 @@
 """OUT/feedback/<submission>.html: one self-contained page per submission.
 
 Every string that came from a submission (file names, error messages, hints computed on
-the student's code, notebook text, attempt details) is escaped with html.escape; the page
-has no script and no external resource.
+the student's code, notebook text, attempt details) and every TA comment is escaped with
+html.escape; the page has no script and no external resource.
+
+The written part (inline questions and derivations) is graded by the course staff: the page
+lists every written question by its notebook heading with the state of the student's
+answer, and the points and comment once the TAs' points are merged (written.py).
 """
 import html
 import os
 import tempfile
 from pathlib import Path
+
+from instructor_tools.grade.written import STATE_TEXT
 
 _CSS = """
 body { font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
@@ -26,8 +32,11 @@ def _mark(passed):
     return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
 
 
-def render(result):
-    """The feedback page of one result dict (see grade.grade_one)."""
+def render(result, written_rows=None):
+    """The feedback page of one result dict (see grade.grade_one).
+
+    written_rows: written.rows() of this result (the rubric's questions with their points
+    and comments); None: the questions found in the result, without points."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
@@ -37,6 +46,14 @@ def render(result):
         f"<p><b>Score: {_e(_num(result['score']))} / {_e(_num(result['max_score']))}</b> "
         f"&middot; status: <b>{_e(result['status'])}</b> ({_e(result.get('status_text', ''))})</p>",
     ]
+    rows = [r for r in written_rows or [] if r["max"] is not None]
+    done = [r["points"] for r in rows if r["points"] is not None]
+    if done:  # once the course staff has graded some of the written answers
+        parts.append(f"<p>Written answers (graded by the course staff): "
+                     f"{_e(_num(sum(done)))} / {_e(_num(sum(r['max'] for r in rows)))} "
+                     f"({len(done)} of {len(rows)} questions graded) &middot; <b>total: "
+                     f"{_e(_num(result['score'] + sum(done)))} / "
+                     f"{_e(_num(result['max_score'] + sum(r['max'] for r in rows)))}</b></p>")
     if result.get("status_detail"):
         parts.append(f"<p class='small'>Details: <code>{_e(result['status_detail'])}</code></p>")
     # Instructor-only details (zip hash, isolation, paths) stay in results/<name>.json.
@@ -105,15 +122,8 @@ def render(result):
                 parts.append("</ul>")
         if nb["problems"]:
             parts.append("<ul>" + "".join(f"<li>{_e(p)}</li>" for p in nb["problems"]) + "</ul>")
-        if nb["answers"]:
-            parts.append("<table><tr><th>question</th><th>answer</th></tr>")
-            for question, state, detail in nb["answers"]:
-                ok = state == "answered"
-                parts.append(f"<tr><td>{_e(question)}</td><td>"
-                             f"<span class='{'pass' if ok else 'fail'}'>{_e(state)}</span> "
-                             f"{_e(detail)}</td></tr>")
-            parts.append("</table>")
 
+    parts += _written_section(result, written_rows)
     notes = []
     if result.get("missing"):
         notes.append("Missing files: " + ", ".join(result["missing"]))
@@ -127,17 +137,52 @@ def render(result):
     return "\n".join(parts)
 
 
+def _written_section(result, rows):
+    """The written questions: who grades them, each one's state, points and comment."""
+    if rows is None:
+        rows = [{"notebook": nb["name"], "heading": label, "state": state, "detail": detail,
+                 "max": None, "points": None, "comment": ""}
+                for nb in result.get("notebooks", []) for label, state, detail in nb["answers"]]
+    parts = ["<h2>Written answers</h2>",
+             "<p>The written answers (inline questions and derivations) are graded by the "
+             "course staff, not by this grader.</p>"]
+    graded = [r for r in rows if r["points"] is not None]
+    if rows and rows[0]["max"] is not None:
+        total = sum(r["max"] for r in rows)
+        parts.append(f"<p><b>Written points: {_e(_num(sum(r['points'] for r in graded)))} / "
+                     f"{_e(_num(total))}</b> ({len(graded)} of {len(rows)} questions graded"
+                     f"{'' if len(graded) == len(rows) else ' so far'}).</p>")
+    if not rows:
+        return parts + ["<p>None of your notebooks could be read.</p>"]
+    parts.append("<table><tr><th>notebook</th><th>question</th><th>your answer</th>"
+                 "<th>points</th><th>comment</th></tr>")
+    for row in rows:
+        ok = row["state"] == "answered"
+        state = STATE_TEXT.get(row["state"], row["state"])
+        if row["points"] is not None:
+            points = f"{_e(_num(row['points']))} / {_e(_num(row['max']))}"
+        else:
+            points = "not graded yet" + (f" (of {_e(_num(row['max']))})"
+                                         if row["max"] is not None else "")
+        parts.append(f"<tr><td>{_e(row['notebook'])}</td><td>{_e(row['heading'])}</td><td>"
+                     f"<span class='{'pass' if ok else 'fail'}'>{_e(state)}</span> "
+                     f"{_e(row['detail'])}</td><td>{points}</td>"
+                     f"<td>{_e(row['comment'])}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def _num(value):
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def write_feedback(path, result):
+def write_feedback(path, result, written_rows=None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render(result))
+            handle.write(render(result, written_rows))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

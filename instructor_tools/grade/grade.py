@@ -46,7 +46,7 @@ from instructor_tools.grade.sandbox import Limits, Mount, Sandbox, describe
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
-RESULT_VERSION = 2
+RESULT_VERSION = 3  # 3: answers labelled by their heading (derivations too), texts kept
 NOTEBOOK_NAMES = unpack.NOTEBOOKS
 MAX_LOG_BYTES = 2 * 2**20
 MAX_CHANNEL_BYTES = 256 * 2**20  # everything the worker returns for one submission
@@ -106,8 +106,10 @@ class Options:
     import_seconds: float = 30  # importing the package
 
     def fingerprint(self):
-        """What a cached result must match to be reused: rubric, options, grader code."""
-        return {"rubric": self.rubric.digest, "notebooks": self.run_notebooks,
+        """What a cached result must match to be reused: the rubric's code items (not its
+        written questions: TA points never re-run code), options, grader code."""
+        return {"rubric": self.rubric.code_digest or self.rubric.digest,
+                "notebooks": self.run_notebooks,
                 "version": RESULT_VERSION, "grader": grader_digest(self.course)}
 
 
@@ -583,6 +585,7 @@ def _grade_into(result, zip_path, work, opts):
         reports[nb_name] = notebooks.check_notebook(student / nb_name, questions)
         result["notebooks"].append({"name": nb_name, "problems": reports[nb_name].problems,
                                     "answers": reports[nb_name].answers,
+                                    "answer_texts": reports[nb_name].texts,
                                     "never_run": reports[nb_name].never_run, "reexec": None})
     if any(m.endswith(".py") for m in unpacked.missing):
         return  # the packer refuses this too: nothing runs

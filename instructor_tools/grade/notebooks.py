@@ -5,8 +5,10 @@ Static checks (grader process, the notebook parsed as data with nbformat, never 
 - run out of order (counts not 1, 2, 3, ...);
 - errors shown, and errors hidden by a ``raises-exception`` tag or an
   ``NBVAL_RAISES_EXCEPTION`` comment (the course notebooks carry neither);
-- the written answers, per question (labelled by the heading of the question cell in the
-  course's notebook): answered, empty, still the prompt, or the answer cell deleted.
+- the written answers, per question (labelled by the nearest heading above each answer
+  region in the course's notebook: 'Inline Question 1', or a derivation's section such as
+  'Batch normalization: backward pass'): answered, empty, still the prompt, or deleted;
+  their texts are kept for the TAs' pages (written.py).
 
 Re-execution (sandboxed, see grade.py and build.py): nbval runs the COURSE's notebook, with
 the student's answer regions and stored outputs, and compares every cell's stored outputs
@@ -23,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from instructor_tools.grade import bounded
-from student_tools.markers import ANSWER_PROMPT, answer_blocks
+from student_tools.markers import ANSWER_BEGIN, ANSWER_PROMPT, answer_blocks
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 MAX_CELLS = 2000
@@ -39,6 +41,7 @@ class NotebookReport:
     readable: bool = True
     problems: list = field(default_factory=list)  # human sentences, student text escaped later
     answers: list = field(default_factory=list)  # (question label, state, detail)
+    texts: dict = field(default_factory=dict)  # question label -> answer text (or None)
     never_run: bool = False
     code_cells: list = field(default_factory=list)  # global cell index of each code cell
 
@@ -48,30 +51,84 @@ def _first_line(source, width=60):
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-def _question_label(cell):
-    """'Inline Question 1' from '### Inline Question 1:'; None for other cells."""
-    if cell.cell_type != "markdown":
+# A markdown ATX heading as the notebook shows it: '### Inline Question 1:' -> 'Inline
+# Question 1' (the #s, a closing run of #s and a trailing colon are not part of its text).
+_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(?P<text>.*?))?(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_PART = re.compile(r" \(part \d+\)$")
+MAX_ANSWER_CHARS = 20000  # of one answer's text kept in the result (for the TAs' pages)
+
+
+def heading_text(line):
+    """The text of a markdown heading line, or None: '## Setup' -> 'Setup'."""
+    match = _HEADING.match(line)
+    if not match:
         return None
-    first = _first_line(cell.source, 200).lstrip("#").strip().rstrip(":").strip()
-    return first if first.lower().startswith("inline question") else None
+    return (match["text"] or "").strip().rstrip(":").strip() or None
 
 
-def answer_regions(nb):
-    """[(question label or None, text between the markers or None if unclosed)].
+@dataclass
+class AnswerRegion:
+    """One answer region of a notebook: the heading it belongs to (the nearest heading
+    above its BEGIN marker; '<heading> (part 2)' for a second region under one heading),
+    its text (None: never closed) and the markdown from that heading to the marker (the
+    question as the notebook asks it)."""
+    label: str | None
+    text: str | None
+    prompt: str
 
-    A second answer region under the same question heading is labelled '<label> (part 2)'.
+
+def _spans(lines, events):
+    """(begin, end) line numbers (1-based, inclusive) of the answer regions of one cell,
+    from answer_blocks' events: a region begins at the last BEGIN marker before its END."""
+    begins = [n for n, line in enumerate(lines, start=1) if line.strip() == ANSWER_BEGIN]
+    spans = []
+    for event, lineno, _ in events:
+        if event == "answer":
+            spans.append((max(b for b in begins if b < lineno), lineno))
+        elif event == "unclosed":
+            spans.append((lineno, len(lines)))
+    return spans
+
+
+def answer_regions_full(nb, known=None):
+    """[AnswerRegion] of a notebook, in order.
+
+    Each region belongs to the nearest heading above it, in its own cell or an earlier
+    markdown cell (the derivations sit under their section's heading, the inline questions
+    under their own). Headings inside an answer region or a fenced code block do not count.
+    known: the headings that may label a region (a student's notebook is read with the
+    course's: a heading the student added does not move an answer off its question).
     """
-    regions, label, seen = [], None, {}
+    regions, label, prompt, seen = [], None, [], {}
     for cell in nb.cells:
-        found = _question_label(cell)
-        if found:
-            label = found
         if cell.cell_type != "markdown":
             continue
-        for event, _, text in answer_blocks(cell.source):
-            if event in ("answer", "unclosed"):
-                regions.append((_part(label, seen), text))
+        lines = cell.source.splitlines()
+        events = list(answer_blocks(cell.source))
+        spans = {begin: (begin, end) for begin, end in _spans(lines, events)}
+        texts = iter(text for event, _, text in events if event in ("answer", "unclosed"))
+        inside_until, fenced = 0, False
+        for lineno, line in enumerate(lines, start=1):
+            if lineno in spans:
+                inside_until = spans[lineno][1]
+                regions.append(AnswerRegion(_part(label, seen), next(texts),
+                                            "\n".join(prompt).strip()[:MAX_ANSWER_CHARS]))
+            if lineno <= inside_until:
+                continue
+            if _FENCE.match(line):
+                fenced = not fenced
+            found = None if fenced else heading_text(line)
+            if found and (known is None or found in known):
+                label, prompt = found, [line]
+            elif label is not None:
+                prompt.append(line)
     return regions
+
+
+def answer_regions(nb, known=None):
+    """[(heading label or None, text between the markers or None if unclosed)]."""
+    return [(r.label, r.text) for r in answer_regions_full(nb, known)]
 
 
 def _part(label, seen):
@@ -82,7 +139,8 @@ def _part(label, seen):
 
 
 def course_questions(course_notebook):
-    """The question labels of a course notebook, in order."""
+    """The question labels of a course notebook, in order: the heading of each answer
+    region (inline questions and derivations alike)."""
     nb = nbformat.read(course_notebook, as_version=4)
     return [label for label, _ in answer_regions(nb) if label]
 
@@ -138,13 +196,16 @@ def check_notebook(path, questions):
                                    f"{str(errors[0].get('evalue', ''))[:150]}")
 
     found = {}
-    for label, text in answer_regions(nb):
+    known = {_PART.sub("", q) for q in questions}
+    for label, text in answer_regions(nb, known):
         if label is not None and label not in found:
             found[label] = text
+    report.texts = {q: None if found.get(q) is None else found[q][:MAX_ANSWER_CHARS]
+                    for q in questions if q in found}
     for q in questions:
         if q not in found:
-            report.answers.append((q, "missing", "answer cell deleted (no answer markers "
-                                   "after the question)"))
+            report.answers.append((q, "missing", "no answer region under this heading "
+                                   "(answer cell deleted, or the heading changed)"))
         elif found[q] is None:
             report.answers.append((q, "broken", "answer markers not closed"))
         elif not found[q]:

@@ -1,11 +1,20 @@
-"""The rubric: a TOML data file (rubric.toml) of graded items, read with tomllib."""
+"""The rubric: a TOML data file (rubric.toml), read with tomllib.
+
+Two parts: ``[[item]]`` tables, the code graded by the hidden tests, and ``[[written]]``
+tables, the written answers (inline questions and derivations) graded by people. The
+written part is kept out of ``code_digest``, the digest a cached code result must match:
+changing a written question's points or guide never re-runs anyone's code.
+"""
 import hashlib
+import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from instructor_tools.grade.hidden.tests import TESTS
+from student_tools.contract import NOTEBOOKS
 
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.toml")
 
@@ -20,13 +29,29 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Written:
+    """One written question: the answer region under ``heading`` in ``notebook``."""
+    id: str
+    notebook: str
+    heading: str
+    points: float
+    guide: str
+
+
+@dataclass(frozen=True)
 class Rubric:
     items: tuple
-    digest: str  # sha256 of the file: a changed rubric re-grades everything
+    digest: str  # sha256 of the whole file (items and written questions)
+    written: tuple = ()
+    code_digest: str = ""  # sha256 of the items only: what decides cached code results
 
     @property
     def max_score(self):
         return sum(item.points for item in self.items)
+
+    @property
+    def written_max(self):
+        return sum(question.points for question in self.written)
 
     @property
     def tests(self):
@@ -82,4 +107,56 @@ def load_rubric(path=DEFAULT_RUBRIC):
             raise ValueError(f"{where} ({item_id}): check: expected a piece name, got {check!r}")
         items.append(Item(item_id, str(entry.get("title", item_id)), points, tuple(tests),
                           check))
-    return Rubric(tuple(items), hashlib.sha256(raw).hexdigest())
+    written = _load_written(path, data.get("written", []))
+    code = json.dumps([item.__dict__ for item in items], sort_keys=True).encode("utf-8")
+    return Rubric(tuple(items), hashlib.sha256(raw).hexdigest(), written,
+                  hashlib.sha256(code).hexdigest())
+
+
+WRITTEN_FIELDS = ("id", "notebook", "heading", "points", "guide")
+_WRITTEN_ID = re.compile(r"[a-z0-9_]+")
+
+
+def _load_written(path, entries):
+    """The [[written]] tables as a tuple of Written; ValueError names the entry and field."""
+    if not isinstance(entries, list):
+        raise ValueError(f"rubric {path}: written: expected a list of [[written]] tables, got "
+                         f"{type(entries).__name__}")
+    written, ids, places = [], set(), set()
+    for n, entry in enumerate(entries, start=1):
+        where = f"rubric {path}, written {n}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a table, got {type(entry).__name__}")
+        unknown = set(entry) - set(WRITTEN_FIELDS)
+        missing = [f for f in WRITTEN_FIELDS if f not in entry]
+        if unknown or missing:
+            raise ValueError(f"{where}: " + "; ".join(
+                filter(None, [unknown and f"unknown field(s) {sorted(unknown)}",
+                              missing and f"missing field(s) {missing}"])))
+        qid = entry["id"]
+        if not isinstance(qid, str) or not _WRITTEN_ID.fullmatch(qid):
+            raise ValueError(f"{where}: id: expected lower-case letters, digits and _, got "
+                             f"{qid!r}")
+        where += f" ({qid})"
+        if qid in ids:
+            raise ValueError(f"{where}: id {qid!r} appears twice")
+        ids.add(qid)
+        if entry["notebook"] not in NOTEBOOKS:
+            raise ValueError(f"{where}: notebook: expected one of {list(NOTEBOOKS)}, got "
+                             f"{entry['notebook']!r}")
+        heading = entry["heading"]
+        if not isinstance(heading, str) or not heading.strip() or heading != heading.strip():
+            raise ValueError(f"{where}: heading: expected the heading's text as the notebook "
+                             f"shows it (no #, no surrounding spaces), got {heading!r}")
+        if (entry["notebook"], heading) in places:
+            raise ValueError(f"{where}: {entry['notebook']} {heading!r} has two [[written]] "
+                             f"entries")
+        places.add((entry["notebook"], heading))
+        points = entry["points"]
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or not (
+                math.isfinite(points) and points > 0):
+            raise ValueError(f"{where}: points: expected a number > 0, got {points!r}")
+        if not isinstance(entry["guide"], str) or not entry["guide"].strip():
+            raise ValueError(f"{where}: guide: expected a non-empty grading guide for the TAs")
+        written.append(Written(qid, entry["notebook"], heading, points, entry["guide"].strip()))
+    return tuple(written)

@@ -28,6 +28,7 @@ from grade_fixtures import (
     committed,
     plant,
     region_body,
+    release_form,
     solution_files,
     symlink_info,
     tiny_notebooks,
@@ -795,29 +796,11 @@ def test_kernel_cannot_reach_the_nbval_report(tmp_path, solution):
     assert "dgamma" in next(iter(differ))
 
 
-def _stub_regions(text):
-    """Every solution region's body replaced by a NotImplementedError, markers kept, as in
-    the student release."""
-    from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
-    out, skipping = [], False
-    for line in text.splitlines(keepends=True):
-        begin = SOLUTION_BEGIN_RE.match(line)
-        if begin:
-            out.append(line)
-            out.append(f"{begin.group('indent')}raise NotImplementedError('stub')\n")
-            skipping = True
-        elif SOLUTION_END_RE.match(line):
-            out.append(line)
-            skipping = False
-        elif not skipping:
-            out.append(line)
-    return "".join(out)
-
-
 def test_unimplemented_release_scores_nothing(tmp_path, solution):
     files = dict(solution)
     for path in ("cs231n/layers.py", "cs231n/classifiers/fc_net.py"):
-        files[path] = _stub_regions(files[path].decode()).encode()
+        files[path] = release_form(files[path].decode(),
+                                   "raise NotImplementedError('stub')").encode()
         assert b"NotImplementedError('stub')" in files[path]
     result = grade_files(tmp_path, files)
     assert result["status"] == "ok" and result["score"] == 0

@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 OUR_PACKAGES = {"cs231n", "student_tools", "instructor_tools"}
 # import name -> distribution name, where they differ.
-DISTRIBUTION = {"bs4": "beautifulsoup4", "IPython": "ipython", "yaml": "pyyaml"}
+DISTRIBUTION = {"bs4": "beautifulsoup4", "IPython": "ipython", "yaml": "pyyaml",
+                "jupyter_server_mathjax": "jupyter-server-mathjax"}
 DEV_ONLY = ("instructor_tools/tests/", "instructor_tools/benchmarks/")
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from instructor_tools.gradescope.build import main
+
+sys.exit(main())
