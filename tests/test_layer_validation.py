@@ -1,5 +1,9 @@
-"""Bad input at every public layer function: the right exception type, and a message that
+"""Bad input at the public layer functions: the right exception type, and a message that
 names the argument, what was expected and what arrived.
+
+The layers check only what would otherwise give a silently wrong answer (shapes that
+broadcast, a wrong mode or keep probability, missing keys); what numpy refuses by itself
+(a list for x, mismatched matrix sizes) is left to numpy and not tested here.
 
 Each case is (call, exception type, regex the message must match). The regexes pin the
 argument's name and the value that arrived, so a check that fires for the wrong reason
@@ -12,7 +16,6 @@ import pytest
 
 from cs231n.layer_utils import affine_norm_relu_forward
 from cs231n.layers import (
-    affine_backward,
     affine_forward,
     batchnorm_backward,
     batchnorm_backward_alt,
@@ -22,7 +25,6 @@ from cs231n.layers import (
     layernorm_backward,
     layernorm_forward,
     relu_backward,
-    relu_forward,
     softmax_loss,
 )
 
@@ -57,10 +59,6 @@ def ln_cache():
     return ln()[1]
 
 
-def affine_cache():
-    return affine_forward(X, W, WB)[1]
-
-
 def drop_cache():
     return drop(mode="train", p=0.5, seed=0)[1]
 
@@ -73,35 +71,21 @@ E = re.escape
 
 CASES = [
     # --- affine ---
-    pytest.param(lambda: affine_forward(X.tolist(), W, WB), TypeError,
-                 r"x: expected a numpy array, got list", id="affine-x-list"),
-    pytest.param(lambda: affine_forward(np.ones(3), W, WB), ValueError,
-                 E("x: expected an array of shape (N, d_1, ..., d_k)") + r".*got shape \(3,\)",
-                 id="affine-x-1d"),
-    pytest.param(lambda: affine_forward(np.ones((4, 3), dtype=int), W, WB), TypeError,
-                 r"x: expected a floating-point array, got dtype int", id="affine-x-int"),
-    pytest.param(lambda: affine_forward(X, W[:2], WB), ValueError,
-                 E("w: expected 3 rows") + r".*got shape \(2, 5\)", id="affine-w-rows"),
     pytest.param(lambda: affine_forward(X, W, np.zeros(4)), ValueError,
                  E("b: expected shape (5,), got (4,)"), id="affine-b-size"),
     pytest.param(lambda: affine_forward(X, W, np.zeros((1, 5))), ValueError,
-                 E("b: expected a 1-D array of shape (M,), got shape (1, 5)"), id="affine-b-2d"),
-    pytest.param(lambda: affine_backward(np.ones((4, 4)), affine_cache()), ValueError,
-                 E("dout: expected shape (4, 5), got (4, 4)"), id="affine-dout-shape"),
+                 E("b: expected shape (5,), got (1, 5)"), id="affine-b-2d"),
+    pytest.param(lambda: affine_forward(X, W, np.zeros(1)), ValueError,
+                 E("b: expected shape (5,), got (1,)"), id="affine-b-broadcasts"),
     # --- relu ---
-    pytest.param(lambda: relu_forward(3.0), TypeError,
-                 r"x: expected a numpy array, got float", id="relu-x-scalar"),
-    pytest.param(lambda: relu_backward(np.ones((4, 3)), None), TypeError,
-                 r"cache: expected a numpy array, got NoneType", id="relu-cache-none"),
-    pytest.param(lambda: relu_backward(np.ones((3, 4)), X), ValueError,
-                 E("dout: expected shape (4, 3), got (3, 4)"), id="relu-dout-transposed"),
+    pytest.param(lambda: relu_backward(np.ones((1, 3)), X), ValueError,
+                 E("dout: expected shape (4, 3), got (1, 3)"), id="relu-dout-broadcasts"),
+    pytest.param(lambda: relu_backward([[1.0] * 3] * 4, X), TypeError,
+                 r"dout: expected a numpy array, got list", id="relu-dout-list"),
     # --- softmax ---
     pytest.param(lambda: softmax_loss(np.ones((2, 3, 1)), np.zeros(2, int)), ValueError,
                  E("x: expected a 2-D array of shape (N, C), got shape (2, 3, 1)"),
                  id="softmax-x-3d"),
-    pytest.param(lambda: softmax_loss(X, np.zeros(4)), TypeError,
-                 r"y: expected an integer array of class labels, got dtype float64",
-                 id="softmax-y-float"),
     pytest.param(lambda: softmax_loss(X, np.zeros(3, int)), ValueError,
                  E("y: expected shape (4,), got (3,)"), id="softmax-y-length"),
     pytest.param(lambda: softmax_loss(X, np.zeros((4, 1), int)), ValueError,
@@ -115,12 +99,6 @@ CASES = [
     # --- batch norm forward ---
     pytest.param(lambda: bn(x=np.ones((4, 3, 1))), ValueError,
                  E("x: expected a 2-D array of shape (N, D), got shape (4, 3, 1)"), id="bn-x-3d"),
-    pytest.param(lambda: bn(x=np.ones((0, 3))), ValueError,
-                 E("x: expected N >= 1 examples of D >= 1 features, got shape (0, 3)"),
-                 id="bn-x-empty"),
-    pytest.param(lambda: ln(x=np.ones((2, 0)), gamma=np.ones(0), beta=np.ones(0)), ValueError,
-                 E("x: expected N >= 1 examples of D >= 1 features, got shape (2, 0)"),
-                 id="ln-x-no-features"),
     pytest.param(lambda: bn(gamma=np.ones(4)), ValueError,
                  E("gamma: expected shape (3,) to match x's D = 3 features, got (4,)"),
                  id="bn-gamma-size"),
@@ -128,8 +106,11 @@ CASES = [
                  E("beta: expected shape (3,) to match x's D = 3 features, got (2,)"),
                  id="bn-beta-size"),
     pytest.param(lambda: bn(gamma=np.ones((1, 3))), ValueError,
-                 E("gamma: expected a 1-D array of shape (D,), got shape (1, 3)"),
+                 E("gamma: expected shape (3,) to match x's D = 3 features, got (1, 3)"),
                  id="bn-gamma-row-vector"),
+    pytest.param(lambda: bn(gamma=np.ones(1)), ValueError,
+                 E("gamma: expected shape (3,) to match x's D = 3 features, got (1,)"),
+                 id="bn-gamma-broadcasts"),
     pytest.param(lambda: batchnorm_forward(X, G, B, "train"), TypeError,
                  r"bn_param: expected a dict, got str", id="bn-param-not-dict"),
     pytest.param(lambda: batchnorm_forward(X, G, B, {}), ValueError,
@@ -160,18 +141,18 @@ CASES = [
                  E("bn_param['running_mean']: expected shape (3,), got (4,)"),
                  id="bn-running-mean-size"),
     pytest.param(lambda: bn(mode="test", running_var=np.zeros((3, 1))), ValueError,
-                 E("bn_param['running_var']: expected a 1-D array of shape (D,), got shape (3, 1)"),
+                 E("bn_param['running_var']: expected shape (3,), got (3, 1)"),
                  id="bn-running-var-2d"),
     # --- batch norm backward ---
     pytest.param(lambda: batchnorm_backward(np.ones((4, 4)), bn_cache()), ValueError,
                  E("dout: expected shape (4, 3), got (4, 4)"), id="bn-backward-dout-shape"),
     pytest.param(lambda: batchnorm_backward_alt(np.ones(3), bn_cache()), ValueError,
                  E("dout: expected shape (4, 3), got (3,)"), id="bn-backward-alt-dout-shape"),
+    pytest.param(lambda: batchnorm_backward(np.ones((1, 3)), bn_cache()), ValueError,
+                 E("dout: expected shape (4, 3), got (1, 3)"), id="bn-backward-dout-broadcasts"),
     pytest.param(lambda: batchnorm_backward(np.ones((4, 3)), bn(mode="test")[1]), TypeError,
                  r"cache: expected the cache returned by batchnorm_forward in train mode.*got NoneType",
                  id="bn-backward-test-mode-cache"),
-    pytest.param(lambda: batchnorm_backward(np.ones((4, 3), dtype=int), bn_cache()), TypeError,
-                 r"dout: expected a floating-point array, got dtype int", id="bn-backward-dout-int"),
     # --- layer norm ---
     pytest.param(lambda: ln(x=np.ones(3)), ValueError,
                  E("x: expected a 2-D array of shape (N, D), got shape (3,)"), id="ln-x-1d"),
@@ -180,9 +161,6 @@ CASES = [
                  id="ln-gamma-size"),
     pytest.param(lambda: ln(eps=0), ValueError,
                  E("ln_param['eps']: expected a finite number > 0, got 0.0"), id="ln-eps-zero"),
-    pytest.param(lambda: ln(mode="inference"), ValueError,
-                 E("ln_param['mode']: expected 'train' or 'test', got 'inference'"),
-                 id="ln-mode-invalid"),
     pytest.param(lambda: layernorm_forward(X, G, B, None), TypeError,
                  r"ln_param: expected a dict, got NoneType", id="ln-param-none"),
     pytest.param(lambda: layernorm_backward(np.ones((3, 4)), ln_cache()), ValueError,
@@ -209,18 +187,14 @@ CASES = [
     pytest.param(lambda: drop(mode="Train", p=0.5), ValueError,
                  E("dropout_param['mode']: expected 'train' or 'test', got 'Train'"),
                  id="dropout-mode-capitalized"),
-    pytest.param(lambda: drop(mode="train", p=0.5, seed=-1), ValueError,
-                 E("dropout_param['seed']: expected an integer >= 0, got -1"),
-                 id="dropout-seed-negative"),
-    pytest.param(lambda: drop(mode="train", p=0.5, seed=1.5), TypeError,
-                 E("dropout_param['seed']: expected an integer, got float"), id="dropout-seed-float"),
-    pytest.param(lambda: drop(x=[1.0, 2.0], mode="train", p=0.5), TypeError,
-                 r"x: expected a numpy array, got list", id="dropout-x-list"),
     pytest.param(lambda: dropout_backward(np.ones((4, 4)), drop_cache()), ValueError,
                  E("dout: expected shape (4, 3), got (4, 4)"), id="dropout-backward-dout-shape"),
     pytest.param(lambda: dropout_backward(np.ones((3, 4)), drop_test_cache()), ValueError,
                  E("dout: expected shape (4, 3), got (3, 4)"),
                  id="dropout-backward-test-mode-dout-shape"),
+    pytest.param(lambda: dropout_backward(np.ones((4, 1)), drop_cache()), ValueError,
+                 E("dout: expected shape (4, 3), got (4, 1)"),
+                 id="dropout-backward-dout-broadcasts"),
     # --- sandwich ---
     pytest.param(lambda: affine_norm_relu_forward(X, W, WB, np.ones(5), np.zeros(5),
                                                   {"mode": "train"}, "groupnorm"), ValueError,

@@ -59,3 +59,18 @@ def test_positive_means_at_least_one_and_nonnegative_allows_zero():
         v.check_nonnegative_int(-1, "seed")
     assert v.check_choice(None, "normalization", [None, "batchnorm"]) is None
     v.check_same_length(np.zeros(3), "X", np.zeros(3), "y")
+
+
+def test_layer_checks_return_what_the_layer_needs_in_x_dtype():
+    # Python floats and x's dtype: a numpy float64 eps or running statistic must not turn a
+    # float32 layer into a float64 one.
+    x = np.zeros((4, 3), dtype=np.float32)
+    bn_param = {"mode": "train", "eps": np.float64(1e-3), "running_mean": np.ones(3)}
+    mode, eps, momentum, running_mean, running_var = v.check_batchnorm_inputs(
+        x, np.ones(3), np.zeros(3), bn_param)
+    assert (mode, eps, momentum) == ("train", 1e-3, 0.9)
+    assert type(eps) is float and type(momentum) is float
+    assert running_mean.dtype == running_var.dtype == np.float32
+    np.testing.assert_array_equal(running_var, np.zeros(3))
+    assert v.check_norm_inputs(x, np.ones(3), np.zeros(3), {"mode": "anything"}, "ln_param") == 1e-5
+    assert v.check_dropout_inputs({"mode": "test", "p": 1}) == ("test", 1.0)

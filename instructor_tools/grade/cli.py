@@ -267,6 +267,11 @@ def merge(folders, out, rubric, written_csv=None, course_notebooks=grading.PROJE
         if kept:
             (out / written.POINTS_DIR).mkdir(parents=True, exist_ok=True)
             shutil.copy2(kept[-1], out / written.POINTS_DIR / kept[-1].name)
+        # The grader-made PDF (or its sanitized HTML) of the submitted notebooks.
+        for made in sorted((folder / "notebooks").glob(f"{path.stem}.*")):
+            if made.is_file() and not made.is_symlink():
+                (out / "notebooks").mkdir(parents=True, exist_ok=True)
+                shutil.copy2(made, out / "notebooks" / made.name)
     merged = list(results.values())
     points = finish(out, merged, rubric, course_notebooks, out / "grades.csv", new_points,
                     written_csv)
@@ -318,6 +323,9 @@ def build_parser():
     parser.add_argument("--keep-work", action="store_true",
                         help="keep each submission's temporary folder (debugging)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-pdf", action="store_true",
+                        help="do not print the submitted notebooks to OUT/notebooks/<name>.pdf "
+                        "(sanitized, headless Chromium in the sandbox; see grade/pdf.py)")
     parser.add_argument("--written", type=Path, default=None, metavar="CSV",
                         help="the TAs' points for the written answers (OUT/written.csv filled "
                         "in): checked first (a bad CSV is refused and nothing is written), "
@@ -379,7 +387,7 @@ def main(argv=None):
         out=args.out, rubric=rubric, run_notebooks=not args.no_notebooks,
         sandbox=Sandbox(kind), budget=budget, course=args.course,
         course_notebooks=args.course, datasets=args.datasets, force=args.force,
-        keep_work=args.keep_work, python=sys.executable,
+        keep_work=args.keep_work, python=sys.executable, pdf=not args.no_pdf,
         limits=Limits(cpu_seconds=int(args.timeout), wall_seconds=args.timeout,
                       memory_bytes=memory),
         notebook_limits=Limits(cpu_seconds=int(args.notebook_timeout),
@@ -405,6 +413,8 @@ def main(argv=None):
                     args.written, pages=args.shard is None)
     print(summary(results, rubric.max_score, rubric, points))
     print(f"Gradebook: {args.out / name}; feedback: {args.out / 'feedback'}")
+    if opts.pdf and results:
+        print(grading.notebook_pdfs.summary(results))  # OUT/notebooks/ (grade/pdf.py)
     if args.shard is None and rubric.written:
         print(f"Written answers for the TAs: {args.out / 'written' / 'index.html'}; points "
               f"to fill in: {args.out / 'written.csv'} (merge with --written FILE)")

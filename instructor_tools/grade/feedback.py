@@ -9,11 +9,9 @@ lists every written question by its notebook heading with the state of the stude
 answer, and the points and comment once the TAs' points are merged (written.py).
 """
 import html
-import os
-import tempfile
-from pathlib import Path
 
 from instructor_tools.grade.written import STATE_TEXT
+from student_tools.atomic import write_atomic
 
 _CSS = """
 body { font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
@@ -177,13 +175,4 @@ def _num(value):
 
 
 def write_feedback(path, result, written_rows=None):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render(result, written_rows))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, render(result, written_rows))

@@ -40,9 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from instructor_tools.grade import bounded, build, feedback, notebooks, unpack
+from instructor_tools.grade import pdf as notebook_pdfs
 from instructor_tools.grade.hidden import tests as hidden
 from instructor_tools.grade.isolation import Budget, SubmissionBox
 from instructor_tools.grade.sandbox import Limits, Mount, Sandbox, describe
+from student_tools.atomic import write_atomic
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -104,6 +106,7 @@ class Options:
     python: str = sys.executable  # the interpreter of this venv (bound read-only inside)
     op_seconds: float = 20  # per hidden test (an alarm inside the worker)
     import_seconds: float = 30  # importing the package
+    pdf: bool = False  # OUT/notebooks/<name>.pdf (pdf.py); the CLI turns it on, --no-pdf off
 
     def fingerprint(self):
         """What a cached result must match to be reused: the rubric's code items (not its
@@ -151,15 +154,7 @@ def sha256_file(path):
 
 
 def write_json_atomic(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def cached_result(path, sha, opts):
@@ -510,7 +505,7 @@ def grade_one(zip_path, opts):
             cached = cached_result(results_path, sha, opts)
             if cached is not None:
                 cached["cached"] = True
-                return cached
+                return notebook_pdfs.attach(cached, zip_path, opts, results_path)
         result = _base_result(zip_path, name, sha, opts)
         work = Path(tempfile.mkdtemp(prefix=f"grade-{name}-", dir=opts.workdir))
         try:
@@ -529,7 +524,7 @@ def grade_one(zip_path, opts):
     result["status_text"] = STATUS_TEXT[result["status"]]
     write_json_atomic(results_path, result)
     feedback.write_feedback(Path(opts.out) / "feedback" / f"{name}.html", result)
-    return result
+    return notebook_pdfs.attach(result, zip_path, opts, results_path)  # OUT/notebooks/
 
 
 def _relate_network_items(result):

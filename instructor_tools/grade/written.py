@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from instructor_tools.grade import bounded
+from student_tools.atomic import write_atomic
 
 CSV_COLUMNS = ["submission", "question", "max_points", "points", "comment"]
 REQUIRED_COLUMNS = ("submission", "question", "points")
@@ -150,15 +151,7 @@ def read_points(path, rubric, submissions):
 
 
 def _write_json_atomic(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def store_points(out, results, points, source):

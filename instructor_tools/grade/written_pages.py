@@ -21,12 +21,12 @@ what markdown needs:
 import html
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import nbformat
 
 from instructor_tools.grade import notebooks, written
+from student_tools.atomic import write_atomic
 
 MATHJAX_ENV = "CS231N_MATHJAX"
 MATHJAX_PLACES = (Path("/usr/share/javascript/mathjax/MathJax.js"),
@@ -266,14 +266,7 @@ def index_page(results, rubric, points, mathjax_src):
 
 
 def _write(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
 
 
 def write_pages(out, results, rubric, course_notebooks, points=None, mathjax=None):

@@ -386,6 +386,8 @@ LAYER_PIECES = ["batchnorm_forward", "batchnorm_backward", "batchnorm_backward_a
                 "layernorm", "dropout"]
 ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: '
               'alternative backward pass")\n')
+# dgamma's line in the staged backward, with the lines after it: the closed forms share the first.
+STAGED_DGAMMA = "dgamma = (dout * x_hat).sum(axis=0)\n    dx_hat = dout * gamma\n    # x_hat = xc"
 
 
 def planted_layers(monkeypatch, tmp_path, edits, append=""):
@@ -407,32 +409,31 @@ def planted_layers(monkeypatch, tmp_path, edits, append=""):
 # (edits to layers.py, text appended to it, the piece that must fail, its hint's start)
 MISTAKES = {
     "dropout-without-rescaling": (
-        [("mask = np.divide(keep, x.dtype.type(p),", "mask = np.divide(keep, x.dtype.type(1),")],
+        [("mask = keep.astype(x.dtype) / p", "mask = keep.astype(x.dtype) / 1")],
         "", "dropout", "train-mode mean is 0.30x the input's for p = 0.3 (kept units are x * 1)"),
     "dgamma-from-x": (
         [('        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}\n',
           '        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "x": x}\n'),
-         ("dgamma = (dout * x_hat).sum(axis=0)", 'dgamma = (dout * cache["x"]).sum(axis=0)')],
+         (STAGED_DGAMMA, STAGED_DGAMMA.replace("x_hat)", 'cache["x"])'))],
         "", "batchnorm_backward", "dgamma matches sum(dout * x), not sum(dout * x_hat)"),
     "dgamma-from-centred-x": (
-        [("dgamma = (dout * x_hat).sum(axis=0)",
-          "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")],
+        [(STAGED_DGAMMA, STAGED_DGAMMA.replace("x_hat)", "(x_hat / inv_std))"))],
         "", "batchnorm_backward", "dgamma matches sum(dout * (x - mu)), not sum(dout * x_hat)"),
     "test-mode-batch-statistics": (
-        [("scale = gamma / np.sqrt(running_var + eps)",
-          "scale = gamma / np.sqrt(x.var(axis=0) + eps)"),
-         ("out += beta - running_mean * scale", "out += beta - x.mean(axis=0) * scale")],
+        [("x_hat = (x - running_mean) / np.sqrt(running_var + eps)",
+          "x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)")],
         "", "batchnorm_forward",
         "test mode used the batch's own statistics, not running_mean/running_var"),
     "running-var-unbiased": (
         [("running_var = momentum * running_var + (1 - momentum) * var\n",
-          "running_var = momentum * running_var + (1 - momentum) * var * N / (N - 1)\n")],
+          "running_var = momentum * running_var + (1 - momentum) * var * len(x) / (len(x) - 1)"
+          "\n")],
         "", "batchnorm_forward",
         "running_var after 3 training steps (default momentum 0.9, from zeros) is "),
     "layernorm-over-batch-axis": (
         [("mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"),
-         ('var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D',
-          'var = np.einsum("ij,ij->j", x_hat, x_hat)[None, :] / N')],
+         ("var = ((x - mu) ** 2).mean(axis=1, keepdims=True)",
+          "var = ((x - mu) ** 2).mean(axis=0, keepdims=True)")],
         "", "layernorm", "layer norm normalized over the batch axis"),
     "alt-calls-staged": (
         [(ALT_REGION, ALT_REGION + "    return batchnorm_backward(dout, cache)\n")],

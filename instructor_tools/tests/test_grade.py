@@ -443,7 +443,7 @@ def test_cli_gradebook_rerun_shards_and_merge(tmp_path, solution, capsys):
     (subs / "carol.zip").write_bytes(b"not a zip")
     out = tmp_path / "out"
     course = ["--course", str(course_notebooks())]
-    args = [str(subs), "--out", str(out), "--no-notebooks", "--quiet", "--jobs", "2",
+    args = [str(subs), "--out", str(out), "--no-notebooks", "--no-pdf", "--quiet", "--jobs", "2",
             "--timeout", "30", *course]
     assert cli.main(args) == 0
     rows = {r["submission"]: r for r in csv.DictReader(open(out / "grades.csv"))}
@@ -466,7 +466,7 @@ def test_cli_gradebook_rerun_shards_and_merge(tmp_path, solution, capsys):
     shard_outs = []
     for k in (1, 2):
         shard_out = tmp_path / f"shard{k}"
-        assert cli.main([str(subs), "--out", str(shard_out), "--no-notebooks", "--quiet",
+        assert cli.main([str(subs), "--out", str(shard_out), "--no-notebooks", "--no-pdf", "--quiet",
                          "--shard", f"{k}/2", *course]) == 0
         shard_outs.append(shard_out)
     graded = [json.loads(p.read_text())["submission"] for s in shard_outs
@@ -872,7 +872,7 @@ def test_one_run_grades_every_hostile_case_then_a_good_one(tmp_path, solution):
     write_zip(subs / "99-good.zip", base)
     deadline, budget_gib = 60, 2.5
     out = tmp_path / "out"
-    argv = [sys.executable, "-c", _RUN_SCRIPT, str(subs), "--out", str(out), "--quiet",
+    argv = [sys.executable, "-c", _RUN_SCRIPT, str(subs), "--out", str(out), "--quiet", "--no-pdf",
             "--course", str(course), "--deadline", str(deadline), "--timeout", "30",
             "--memory", "2", "--submission-memory", str(budget_gib)]
     start = time.monotonic()

@@ -33,6 +33,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from instructor_tools import release
+from instructor_tools.release import readme as readme_lint
 from student_tools import contract, submission
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
@@ -528,7 +529,8 @@ def test_only_the_commit_ships_not_ignored_tracked_files(project):
     ("student_tools/submission.py", True), ("tests/test_layers.py", True),
     ("tests/nbval_sanitize.cfg", True), ("BatchNormalization.ipynb", True),
     ("datasets/get_datasets.sh", True), (".gitignore", True),
-    ("instructor_tools/release.py", False), ("instructor_tools/tests/test_release.py", False),
+    ("instructor_tools/release.py", False), ("instructor_tools/release/build.py", False),
+    ("instructor_tools/tests/test_release.py", False),
     ("instructor_tools/grade/hidden/test_hidden.py", False), (".ci/run", False),
     ("requirements-ci.txt", False), ("README.md", False), ("cs231n/notes.md", False),
     ("cs231n_submission.zip", False), ("notebooks.pdf", False), ("cs231n/x.pkl", False),
@@ -1059,12 +1061,12 @@ def test_unreadable_archive_refused(fixture_plan):
 
 def test_a_leak_is_caught_before_writing(project, monkeypatch):
     """If the replacement kept solution lines, nothing is written."""
-    real = release._replacement_lines
+    real = release.regions._replacement_lines
 
     def leaky(region):
         return real(region) + region.body
 
-    monkeypatch.setattr(release, "_replacement_lines", leaky)
+    monkeypatch.setattr(release.regions, "_replacement_lines", leaky)
     problems = refused(project)
     assert problems[0] == "solution or answer text would ship:"
     assert any(p.startswith(f"cs231n/layers.py: holds 3 consecutive lines of {SHIFT_WHERE}")
@@ -1073,14 +1075,14 @@ def test_a_leak_is_caught_before_writing(project, monkeypatch):
 
 def test_a_leak_in_the_written_release_is_caught(project, monkeypatch):
     """The written release (and its zip) is checked again; on failure it is discarded."""
-    real = release._write_zip
+    real = release.build._write_zip
 
     def leaky_zip(zip_path, release_dir, name):
         real(zip_path, release_dir, name)
         with zipfile.ZipFile(zip_path, "a") as archive:
             archive.writestr(f"{name}/extra.txt", "\n".join(SHIFT_LINES))
 
-    monkeypatch.setattr(release, "_write_zip", leaky_zip)
+    monkeypatch.setattr(release.build, "_write_zip", leaky_zip)
     with pytest.raises(release.ReleaseError) as info:
         build(project)
     problems = info.value.problems
@@ -1092,7 +1094,7 @@ def test_a_leak_in_the_written_release_is_caught(project, monkeypatch):
 
 
 def test_an_answer_leak_is_caught(project, monkeypatch):
-    monkeypatch.setattr(release, "ANSWER_PROMPT", ANSWER_TEXT)
+    monkeypatch.setattr(release.regions, "ANSWER_PROMPT", ANSWER_TEXT)
     problems = refused(project)
     assert any(p.startswith(f"{NB} /cells/6/source: holds a line of {ANSWER_WHERE}")
                for p in problems), problems
@@ -1273,11 +1275,11 @@ def test_real_release_student_files_match_the_submission_list(real_release):
 def test_real_release_readme_commands_exist(real_release):
     release_dir, _, _ = real_release
     readme = (release_dir / "README.md").read_text()
-    targets = release._makefile_targets((release_dir / "Makefile").read_text())
-    commands = set(release.MAKE_COMMAND_RE.findall(release.readme_code(readme)))
+    targets = readme_lint._makefile_targets((release_dir / "Makefile").read_text())
+    commands = set(readme_lint.MAKE_COMMAND_RE.findall(readme_lint.readme_code(readme)))
     assert {"test", "notebooks", "check", "lab"} <= commands
     assert commands <= set(targets), f"README names make targets the Makefile lacks: {commands}"
-    assert not [c for c in commands if release.INSTRUCTORS_ONLY_TARGET in targets[c]]
+    assert not [c for c in commands if readme_lint.INSTRUCTORS_ONLY_TARGET in targets[c]]
     for rel in ("requirements.txt", "pyproject.toml", "datasets/get_datasets.sh",
                 "collectSubmission.sh"):
         assert (release_dir / rel).is_file(), rel

@@ -1,8 +1,10 @@
 """Tests of student_tools.submission and collectSubmission.sh on fixture projects in tmp_path.
 
-The PDF tests need a real Chromium and Debian's libjs-mathjax; they are skipped without
-them unless REQUIRE_PDF_TOOLS=1 (CI sets it), where their absence is a failure. What the
-packer hands to Chromium (the HTML, the flags) is tested everywhere, with a fake browser.
+By default the packer makes no PDF and needs no browser (tested with Chromium off PATH).
+``--pdf`` prints one with student_tools.notebook_pdf: those tests need a real Chromium and
+Debian's libjs-mathjax; they are skipped without them unless REQUIRE_PDF_TOOLS=1 (CI sets
+it), where their absence is a failure. What the packer hands to Chromium (the HTML, the
+flags) is tested everywhere, with a fake browser. The grader's PDFs: test_grade_pdf.py.
 """
 import builtins
 import hashlib
@@ -23,7 +25,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from student_tools import submission
+from student_tools import notebook_pdf, submission
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +80,8 @@ def project(tmp_path):
     # The real tools, so that collectSubmission.sh runs this tree's own packer.
     shutil.copy(REPO / "cs231n" / "__init__.py", pkg / "__init__.py")
     (root / "student_tools").mkdir()
-    for rel in ("__init__.py", "markers.py", "submission.py", "contract.py", "allowlist.py"):
+    for rel in ("__init__.py", "markers.py", "submission.py", "contract.py", "allowlist.py",
+                "notebook_pdf.py"):
         shutil.copy(REPO / "student_tools" / rel, root / "student_tools" / rel)
     shutil.copy(REPO / "collectSubmission.sh", root / "collectSubmission.sh")
     (pkg / "layers.py").write_text("def batchnorm_forward(x):\n    return x\n")
@@ -301,7 +304,7 @@ def test_every_reason_listed_at_once_by_the_command(project, capsys):
     _add_error()(project)
     _answer(ANSWER_PROMPT)(project)
     before = tree_digest(project)
-    assert submission.main(["--root", str(project), "--no-pdf"]) == 1
+    assert submission.main(["--root", str(project)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "Submission NOT made. Fix these and run it again:"
     numbered = [line for line in err[1:] if re.match(r"  \d+\. ", line)]
@@ -449,7 +452,7 @@ def test_good_submission_zip_and_manifest(project):
     after = tree_digest(project)
     assert after.pop(submission.DEFAULT_ZIP)
     assert after == before
-    assert "no PDF" in result.pdf_problem and submission.INSTALL_HINT in result.pdf_problem
+    assert result.pdf_problem == "" and submission.NOTEBOOKS_PDF not in result.members
 
 
 def test_manifest_verifies_with_sha256sum(project, tmp_path):
@@ -485,8 +488,8 @@ def test_out_elsewhere_and_missing_folder(project, tmp_path):
 
 
 def test_without_pdf_tools_the_zip_is_written_and_the_fix_named(project, monkeypatch, capsys):
-    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (None, None))
-    assert submission.main(["--root", str(project)]) == 2
+    monkeypatch.setattr(notebook_pdf, "find_pdf_tools", lambda: (None, None))
+    assert submission.main(["--root", str(project), "--pdf"]) == 2
     captured = capsys.readouterr()
     assert "Wrote " in captured.out
     assert "no PDF: a Chromium browser and MathJax" in captured.err
@@ -501,7 +504,7 @@ def test_browser_failure_still_writes_the_zip(project, tmp_path):
     fake_browser.chmod(0o755)
     mathjax = tmp_path / "MathJax.js"
     mathjax.write_text("")
-    result = submission.make_submission(project, tools=(str(fake_browser), mathjax))
+    result = submission.make_submission(project, pdf=True, tools=(str(fake_browser), mathjax))
     assert result.pdf_problem.startswith(f"no PDF: {fake_browser} could not print "
                                          f"BatchNormalization.ipynb (exit 3)")
     assert "cannot open display" in result.pdf_problem
@@ -510,15 +513,62 @@ def test_browser_failure_still_writes_the_zip(project, tmp_path):
 
 def test_collect_submission_script(project):
     script = project / "collectSubmission.sh"
-    done = subprocess.run(["bash", str(script), "--no-pdf"], cwd="/", capture_output=True,
+    done = subprocess.run(["bash", str(script)], cwd="/", capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert zipfile.is_zipfile(project / submission.DEFAULT_ZIP)
     _answer("")(project)
-    done = subprocess.run(["bash", str(script), "--no-pdf"], capture_output=True, text=True,
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
     assert '1. Dropout.ipynb: the answer under "Dropout" is empty' in done.stderr
+
+
+def test_by_default_no_pdf_and_no_browser_looked_for(project, monkeypatch, capsys):
+    def no_lookup(*args, **kwargs):
+        raise AssertionError("the packer looked for a browser without --pdf")
+    monkeypatch.setattr(notebook_pdf, "find_pdf_tools", no_lookup)
+    monkeypatch.setattr(notebook_pdf, "pdf_tools", no_lookup)
+    monkeypatch.setenv(notebook_pdf.BROWSER_ENV, "/no/such/browser")  # not even read
+    for args in ([], ["--no-pdf"]):  # --no-pdf: still accepted, and the default anyway
+        assert submission.main(["--root", str(project), *args]) == 0
+        captured = capsys.readouterr()
+        assert "Wrote " in captured.out and "WARNING" not in captured.err
+        with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+            assert sorted(archive.namelist()) == sorted(PACKED + [submission.MANIFEST])
+
+
+def _env_without_browsers(tmp_path):
+    """os.environ with a PATH holding only what collectSubmission.sh itself runs (bash,
+    dirname): no Chromium, Chrome or Edge, and no CS231N_BROWSER / CS231N_MATHJAX."""
+    folder = tmp_path / "bin-without-browsers"
+    folder.mkdir()
+    for tool in ("bash", "dirname"):
+        (folder / tool).symlink_to(shutil.which(tool))
+    assert not [n for n in notebook_pdf.BROWSER_NAMES if shutil.which(n, path=str(folder))]
+    env = {k: v for k, v in os.environ.items()
+           if k not in (notebook_pdf.BROWSER_ENV, notebook_pdf.MATHJAX_ENV)}
+    env["PATH"] = str(folder)
+    return env
+
+
+def test_collect_submission_script_needs_no_browser(project, tmp_path):
+    env = _env_without_browsers(tmp_path)
+    script = [shutil.which("bash"), str(project / "collectSubmission.sh")]
+    done = subprocess.run(script, cwd="/", env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Wrote " in done.stdout and done.stderr == ""
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        assert submission.NOTEBOOKS_PDF not in archive.namelist()
+        assert sorted(archive.namelist()) == sorted(PACKED + [submission.MANIFEST])
+    # --pdf where there is no browser: the zip all the same, exit status 2, what to install.
+    done = subprocess.run(script + ["--pdf"], cwd="/", env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no PDF: a Chromium browser" in done.stderr and "Wrote " in done.stdout
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        assert submission.NOTEBOOKS_PDF not in archive.namelist()
 
 
 # ---------------------------------------------------------------------------
@@ -527,20 +577,34 @@ def test_collect_submission_script(project):
 
 
 def _pdf_tools_or_skip():
-    browser, mathjax = submission.find_pdf_tools()
+    browser, mathjax = notebook_pdf.find_pdf_tools()
     if browser is None or mathjax is None:
         if os.environ.get("REQUIRE_PDF_TOOLS") == "1":
             pytest.fail(f"REQUIRE_PDF_TOOLS=1 but browser={browser}, MathJax={mathjax}; "
-                        f"install with: {submission.INSTALL_HINT}")
-        pytest.skip(f"no Chromium or MathJax ({submission.INSTALL_HINT})")
+                        f"install with: {notebook_pdf.INSTALL_HINT}")
+        pytest.skip(f"no Chromium or MathJax ({notebook_pdf.INSTALL_HINT})")
     return browser, mathjax
+
+
+def test_collect_submission_script_pdf_option(project):
+    """--pdf with Chromium and MathJax present: notebooks.pdf in the zip, in the MANIFEST."""
+    _pdf_tools_or_skip()
+    done = subprocess.run(["bash", str(project / "collectSubmission.sh"), "--pdf"], cwd="/",
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"with {submission.NOTEBOOKS_PDF}, both notebooks in" in done.stdout
+    with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
+        pdf_bytes = archive.read(submission.NOTEBOOKS_PDF)
+        assert pdf_bytes.startswith(b"%PDF-")
+        assert read_manifest(archive)[submission.NOTEBOOKS_PDF] == (
+            hashlib.sha256(pdf_bytes).hexdigest())
 
 
 def test_pdf_of_both_notebooks_with_rendered_math(project, tmp_path):
     _pdf_tools_or_skip()
     pypdf = pytest.importorskip("pypdf")
     before = tree_digest(project)
-    result = submission.make_submission(project)
+    result = submission.make_submission(project, pdf=True)
     assert result.pdf_problem == ""
     with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
         pdf_bytes = archive.read(submission.NOTEBOOKS_PDF)
@@ -570,7 +634,7 @@ def test_pdf_shows_no_local_file_and_runs_no_script(project, tmp_path):
     pypdf = pytest.importorskip("pypdf")
     secret = _secret_file(project)
     add_hostile_content(project, secret)
-    result = submission.make_submission(project)
+    result = submission.make_submission(project, pdf=True)
     assert result.pdf_problem == ""
     with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
         (tmp_path / "out.pdf").write_bytes(archive.read(submission.NOTEBOOKS_PDF))
@@ -741,17 +805,17 @@ def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_brow
     browser, mathjax, capture = fake_browser
     secret = _secret_file(project)
     add_hostile_content(project, secret)
-    result = submission.make_submission(project, tools=(browser, mathjax))
+    result = submission.make_submission(project, pdf=True, tools=(browser, mathjax))
     assert result.pdf_problem == "" and result.pdf_pages == len(submission.NOTEBOOKS)
     page = (capture / "0.html").read_text(encoding="utf-8")
     record = _records(capture)[0]
     found = _Elements(page)
-    mathjax_src = mathjax.resolve().as_uri() + submission.MATHJAX_QUERY
+    mathjax_src = mathjax.resolve().as_uri() + notebook_pdf.MATHJAX_QUERY
     # Scripts: MathJax's configuration (a file beside the page) and MathJax; nothing inline.
     assert [attrs.get("src") for tag, attrs in found.tags if tag == "script"] == [
-        submission.MATHJAX_CONFIG_FILE, mathjax_src]
+        notebook_pdf.MATHJAX_CONFIG_FILE, mathjax_src]
     assert found.script_text == []
-    assert record["config"] == submission.MATHJAX_CONFIG_JS
+    assert record["config"] == notebook_pdf.MATHJAX_CONFIG_JS
     # No element that loads or navigates elsewhere; no event handler; no file: or
     # javascript: URL but MathJax's own.
     names = {tag for tag, _ in found.tags}
@@ -764,20 +828,21 @@ def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_brow
             assert not name.lower().startswith("on"), (tag, name, value)
             if re.search(r"(file|javascript):", value or "", re.IGNORECASE):
                 assert (tag, name, value) in (("script", "src", mathjax_src), (
-                    "meta", "content", submission.CONTENT_SECURITY_POLICY))
+                    "meta", "content", notebook_pdf.CONTENT_SECURITY_POLICY))
     # The policy comes first in <head>, so it governs everything after it.
     head_first = found.tags[found.tags.index(("head", {})) + 1]
     assert head_first == ("meta", {"http-equiv": "Content-Security-Policy",
-                                   "content": submission.CONTENT_SECURITY_POLICY})
-    assert "default-src 'none'" in submission.CONTENT_SECURITY_POLICY
-    assert "img-src data:;" in submission.CONTENT_SECURITY_POLICY
+                                   "content": notebook_pdf.CONTENT_SECURITY_POLICY})
+    assert "default-src 'none'" in notebook_pdf.CONTENT_SECURITY_POLICY
+    assert "img-src data:;" in notebook_pdf.CONTENT_SECURITY_POLICY
     # What the student wrote is still there: formatting rendered, hostile markup as text.
     assert "<b>bold survives</b>" in page and "html output survives" in page
     assert '<a href="https://arxiv.org/abs/1502.03167">web link</a>' in page
     assert f"data:image/png;base64,{PNG_1X1}" in page
     assert "&lt;iframe src=" in page and "&lt;script&gt;" in page
     # The page lives alone in a private temporary folder, and so does the browser's home.
-    assert record["beside_page"] == ["BatchNormalization.html", submission.MATHJAX_CONFIG_FILE]
+    assert record["beside_page"] == ["BatchNormalization.html",
+                                     notebook_pdf.MATHJAX_CONFIG_FILE]
     assert not record["cwd"].startswith(str(project))
     assert Path(record["home"]).parent == Path(record["cwd"])
     flags = record["argv"]
@@ -788,8 +853,8 @@ def test_html_handed_to_the_browser_has_no_script_but_mathjax(project, fake_brow
 def _pack_with(project, fake_browser, monkeypatch, capsys):
     """main() with the fake browser: (exit status, stderr, what the browser recorded)."""
     browser, mathjax, capture = fake_browser
-    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (browser, mathjax))
-    status = submission.main(["--root", str(project)])
+    monkeypatch.setattr(notebook_pdf, "find_pdf_tools", lambda: (browser, mathjax))
+    status = submission.main(["--root", str(project), "--pdf"])
     return status, capsys.readouterr().err, _records(capture)
 
 
@@ -816,7 +881,7 @@ def test_not_root_a_sandbox_that_cannot_start_means_no_pdf(project, fake_browser
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
 def test_as_root_the_browser_runs_as_nobody_with_its_sandbox(project, fake_browser,
                                                               monkeypatch, capsys):
-    nobody = pwd.getpwnam(submission.UNPRIVILEGED_USER)
+    nobody = pwd.getpwnam(notebook_pdf.UNPRIVILEGED_USER)
     status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
     assert status == 0 and "NOTE" not in err
     assert [(r["uid"], "--no-sandbox" in r["argv"]) for r in records] == [
@@ -829,7 +894,7 @@ def test_as_root_no_sandbox_only_where_it_cannot_start_and_says_so(
     """Works as root and, pretending to be root (the switch to the user then fails), as a user."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     if why == "no-such-user":
-        monkeypatch.setattr(submission, "UNPRIVILEGED_USER", "no-such-user-h5")
+        monkeypatch.setattr(notebook_pdf, "UNPRIVILEGED_USER", "no-such-user-h5")
     elif os.getuid() == 0:  # as a user, switching to the other user fails by itself
         (fake_browser[2] / "refuse-unless-root").touch()
     status, err, records = _pack_with(project, fake_browser, monkeypatch, capsys)
@@ -861,7 +926,7 @@ def test_zip_holds_the_students_work_only_in_the_real_project():
 # ---------------------------------------------------------------------------
 
 
-def _mathjax_dir(folder, config=submission.MATHJAX_CONFIGS[0]):
+def _mathjax_dir(folder, config=notebook_pdf.MATHJAX_CONFIGS[0]):
     """A MathJax 2.7 tree as much as the packer looks at: MathJax.js and one config file."""
     (folder / "config").mkdir(parents=True)
     (folder / "MathJax.js").write_text('MathJax.version="2.7.9";\n')
@@ -875,18 +940,19 @@ def test_browser_and_mathjax_named_by_option_or_environment(project, fake_browse
     browser, _, capture = fake_browser
     mathjax = _mathjax_dir(tmp_path / "my-mathjax")
     # Nothing to be found in the usual places: only what is named can be used.
-    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (None, None))
+    monkeypatch.setattr(notebook_pdf, "find_pdf_tools", lambda: (None, None))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
-    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
+    monkeypatch.delenv(notebook_pdf.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(notebook_pdf.MATHJAX_ENV, raising=False)
     args = ["--root", str(project)]
     if how == "options":
         args += ["--browser", browser, "--mathjax", str(mathjax)]
     elif how == "mathjax-folder":
         args += ["--browser", browser, "--mathjax", str(mathjax.parent)]
     else:
-        monkeypatch.setenv(submission.BROWSER_ENV, browser)
-        monkeypatch.setenv(submission.MATHJAX_ENV, str(mathjax))
+        monkeypatch.setenv(notebook_pdf.BROWSER_ENV, browser)
+        monkeypatch.setenv(notebook_pdf.MATHJAX_ENV, str(mathjax))
+        args.append("--pdf")  # the variables alone ask for nothing
     status = submission.main(args)
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -894,8 +960,8 @@ def test_browser_and_mathjax_named_by_option_or_environment(project, fake_browse
     assert [r["printed"] for r in records] == [True] * len(submission.NOTEBOOKS)
     scripts = [attrs.get("src") for tag, attrs in _Elements((capture / "0.html").read_text(
         encoding="utf-8")).tags if tag == "script"]
-    assert scripts == [submission.MATHJAX_CONFIG_FILE,
-                       mathjax.resolve().as_uri() + submission.MATHJAX_QUERY]
+    assert scripts == [notebook_pdf.MATHJAX_CONFIG_FILE,
+                       mathjax.resolve().as_uri() + notebook_pdf.MATHJAX_QUERY]
     with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
         assert submission.NOTEBOOKS_PDF in archive.namelist()
 
@@ -903,9 +969,9 @@ def test_browser_and_mathjax_named_by_option_or_environment(project, fake_browse
 def test_the_option_wins_over_the_environment(project, fake_browser, tmp_path, monkeypatch):
     browser, _, _ = fake_browser
     named = _mathjax_dir(tmp_path / "named")
-    monkeypatch.setenv(submission.BROWSER_ENV, str(tmp_path / "no-such-browser"))
-    monkeypatch.setenv(submission.MATHJAX_ENV, str(tmp_path / "no-such-mathjax"))
-    assert submission.pdf_tools(browser, named) == (str(Path(browser).resolve()),
+    monkeypatch.setenv(notebook_pdf.BROWSER_ENV, str(tmp_path / "no-such-browser"))
+    monkeypatch.setenv(notebook_pdf.MATHJAX_ENV, str(tmp_path / "no-such-mathjax"))
+    assert notebook_pdf.pdf_tools(browser, named) == (str(Path(browser).resolve()),
                                                     named.resolve())
 
 
@@ -927,14 +993,14 @@ BAD_PATHS = [
     pytest.param("--mathjax", lambda t: t, "that folder has no MathJax.js",
                  id="mathjax-folder-without-it"),
     pytest.param("--mathjax", lambda t: _mathjax_dir(t / "mj").parent / "config" /
-                 f"{submission.MATHJAX_CONFIGS[0]}.js",
-                 f"it is '{submission.MATHJAX_CONFIGS[0]}.js'", id="mathjax-wrong-file"),
+                 f"{notebook_pdf.MATHJAX_CONFIGS[0]}.js",
+                 f"it is '{notebook_pdf.MATHJAX_CONFIGS[0]}.js'", id="mathjax-wrong-file"),
     pytest.param("--mathjax", lambda t: (t / "MathJax.js").write_text("") or t / "MathJax.js",
                  "its folder has neither config/TeX-AMS_CHTML-full.js nor "
                  "config/TeX-AMS-MML_HTMLorMML-full.js", id="mathjax-without-config"),
-    pytest.param(submission.BROWSER_ENV, lambda t: t / "msedge.exe", "there is no such file",
+    pytest.param(notebook_pdf.BROWSER_ENV, lambda t: t / "msedge.exe", "there is no such file",
                  id="browser-environment"),
-    pytest.param(submission.MATHJAX_ENV, lambda t: t, "that folder has no MathJax.js",
+    pytest.param(notebook_pdf.MATHJAX_ENV, lambda t: t, "that folder has no MathJax.js",
                  id="mathjax-environment"),
 ]
 
@@ -945,15 +1011,15 @@ def test_a_bad_path_stops_at_once_naming_the_option(project, tmp_path, monkeypat
     place = tmp_path / "given"
     place.mkdir()
     path = make_path(place)
-    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
-    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
+    monkeypatch.delenv(notebook_pdf.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(notebook_pdf.MATHJAX_ENV, raising=False)
     if option.startswith("--"):
         args = [option, str(path)]
     else:
         monkeypatch.setenv(option, str(path))
         args = []
     before = tree_digest(project)
-    assert submission.main(["--root", str(project), *args]) == 1
+    assert submission.main(["--root", str(project), "--pdf", *args]) == 1
     err = capsys.readouterr().err
     expected = ("the path of a Chrome, Chromium or Edge executable" if "BROWSER" in option.upper()
                 else "MathJax 2.7's MathJax.js")
@@ -963,18 +1029,18 @@ def test_a_bad_path_stops_at_once_naming_the_option(project, tmp_path, monkeypat
 
 
 def test_usual_browser_places_on_macos_and_windows(tmp_path):
-    mac = submission._usual_browser_paths("darwin", {}, tmp_path)
+    mac = notebook_pdf._usual_browser_paths("darwin", {}, tmp_path)
     assert Path("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome") == mac[0]
     assert Path("/Applications/Chromium.app/Contents/MacOS/Chromium") in mac
     assert Path("/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge") in mac
     assert tmp_path / "Applications/Google Chrome.app/Contents/MacOS/Google Chrome" in mac
     environ = {"PROGRAMFILES": "C:/Program Files", "PROGRAMFILES(X86)": "C:/Program Files (x86)",
                "LOCALAPPDATA": "C:/Users/me/AppData/Local"}
-    win = [p.as_posix() for p in submission._usual_browser_paths("win32", environ, tmp_path)]
+    win = [p.as_posix() for p in notebook_pdf._usual_browser_paths("win32", environ, tmp_path)]
     assert "C:/Program Files/Google/Chrome/Application/chrome.exe" in win
     assert "C:/Program Files (x86)/Microsoft/Edge/Application/msedge.exe" in win
     assert "C:/Users/me/AppData/Local/Google/Chrome/Application/chrome.exe" in win
-    assert submission._usual_browser_paths("linux", environ, tmp_path) == []
+    assert notebook_pdf._usual_browser_paths("linux", environ, tmp_path) == []
 
 
 def test_a_browser_in_a_usual_place_is_found(tmp_path, monkeypatch):
@@ -983,40 +1049,42 @@ def test_a_browser_in_a_usual_place_is_found(tmp_path, monkeypatch):
     app.write_text("#!/bin/sh\n")
     app.chmod(0o755)
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    monkeypatch.setattr(submission, "_usual_browser_paths", lambda: [tmp_path / "absent", app])
-    assert submission.find_pdf_tools()[0] == str(app)
+    monkeypatch.setattr(notebook_pdf, "_usual_browser_paths", lambda: [tmp_path / "absent", app])
+    assert notebook_pdf.find_pdf_tools()[0] == str(app)
     # A .app bundle given as --browser means its executable.
-    assert submission.check_browser_path(str(tmp_path / "Google Chrome.app")) == str(
+    assert notebook_pdf.check_browser_path(str(tmp_path / "Google Chrome.app")) == str(
         app.resolve())
 
 
 def test_mathjax_from_the_pip_package_is_found_and_configured(project, fake_browser, tmp_path,
                                                               monkeypatch):
     """jupyter-server-mathjax ships a trimmed MathJax 2.7 with only the HTML-CSS config."""
-    static = tmp_path / "site" / submission.MATHJAX_PIP_PACKAGE / "static"
-    mathjax = _mathjax_dir(static, config=submission.MATHJAX_CONFIGS[1])
+    static = tmp_path / "site" / notebook_pdf.MATHJAX_PIP_PACKAGE / "static"
+    mathjax = _mathjax_dir(static, config=notebook_pdf.MATHJAX_CONFIGS[1])
     (static.parent / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(submission, "MATHJAX_SYSTEM_PATHS", ())
-    assert submission.find_pdf_tools()[1] == mathjax
+    # A copy imported earlier in this process (the grader's TA pages use it) would win.
+    monkeypatch.delitem(sys.modules, notebook_pdf.MATHJAX_PIP_PACKAGE, raising=False)
+    monkeypatch.setattr(notebook_pdf, "MATHJAX_SYSTEM_PATHS", ())
+    assert notebook_pdf.find_pdf_tools()[1] == mathjax
     browser, _, capture = fake_browser
-    submission.make_submission(project, tools=(browser, mathjax))
+    submission.make_submission(project, pdf=True, tools=(browser, mathjax))
     scripts = [attrs.get("src") for tag, attrs in _Elements((capture / "0.html").read_text(
         encoding="utf-8")).tags if tag == "script"]
     assert scripts[1] == (mathjax.resolve().as_uri()
-                          + f"?config={submission.MATHJAX_CONFIGS[1]},Safe")
+                          + f"?config={notebook_pdf.MATHJAX_CONFIGS[1]},Safe")
 
 
 def test_missing_tools_message_names_every_platform_and_the_options(project, monkeypatch,
                                                                      capsys):
-    monkeypatch.setattr(submission, "find_pdf_tools", lambda: (None, None))
-    monkeypatch.delenv(submission.BROWSER_ENV, raising=False)
-    monkeypatch.delenv(submission.MATHJAX_ENV, raising=False)
-    assert submission.main(["--root", str(project)]) == 2
+    monkeypatch.setattr(notebook_pdf, "find_pdf_tools", lambda: (None, None))
+    monkeypatch.delenv(notebook_pdf.BROWSER_ENV, raising=False)
+    monkeypatch.delenv(notebook_pdf.MATHJAX_ENV, raising=False)
+    assert submission.main(["--root", str(project), "--pdf"]) == 2
     err = capsys.readouterr().err
     for needed in ("Debian/Ubuntu", "macOS", "Windows", "Microsoft Edge",
                    "pip install jupyter-server-mathjax==0.2.6", "--browser PATH",
-                   "--mathjax PATH", submission.BROWSER_ENV, submission.MATHJAX_ENV):
+                   "--mathjax PATH", notebook_pdf.BROWSER_ENV, notebook_pdf.MATHJAX_ENV):
         assert needed in err, needed
 
 
@@ -1024,11 +1092,11 @@ def test_pdf_with_mathjax_from_pip(project, tmp_path):
     """The real browser with jupyter-server-mathjax's MathJax (where that package is
     installed): the math is typeset, no TeX source is left."""
     browser, _ = _pdf_tools_or_skip()
-    mathjax = submission._pip_mathjax()
+    mathjax = notebook_pdf._pip_mathjax()
     if mathjax is None or not mathjax.is_file():
         pytest.skip("jupyter-server-mathjax is not installed")
     pypdf = pytest.importorskip("pypdf")
-    result = submission.make_submission(project, tools=(browser, mathjax))
+    result = submission.make_submission(project, pdf=True, tools=(browser, mathjax))
     assert result.pdf_problem == ""
     with zipfile.ZipFile(project / submission.DEFAULT_ZIP) as archive:
         (tmp_path / "out.pdf").write_bytes(archive.read(submission.NOTEBOOKS_PDF))
@@ -1046,25 +1114,15 @@ def test_pdf_with_mathjax_from_pip(project, tmp_path):
 def _with_course_package(root):
     """The real package as a student starts from it (region bodies stubbed, markers kept)
     and the course's fingerprint, as a release ships them."""
+    from grade_fixtures import release_form
     from student_tools import contract
-    from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE
     shutil.rmtree(root / "cs231n")
     texts = {}
     for path in sorted((REPO / "cs231n").rglob("*.py")):
         rel = path.relative_to(REPO).as_posix()
         if "__pycache__" in rel:
             continue
-        out, inside = [], False
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if SOLUTION_BEGIN_RE.match(line):
-                out += [line, SOLUTION_BEGIN_RE.match(line)["indent"] + "raise NotImplementedError"]
-                inside = True
-            elif SOLUTION_END_RE.match(line):
-                out.append(line)
-                inside = False
-            elif not inside:
-                out.append(line)
-        texts[rel] = "\n".join(out) + "\n"
+        texts[rel] = release_form(path.read_text(encoding="utf-8"))
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(texts[rel], encoding="utf-8")
     notebooks = {name: nbformat.read(root / name, as_version=4) for name in submission.NOTEBOOKS}
@@ -1079,7 +1137,7 @@ def test_changes_outside_the_regions_are_warned_before_zipping(project, capsys):
     text = texts["cs231n/layers.py"].replace("def dropout_backward(dout, cache):",
                                              "def dropout_backward(dout, cache):  # mine", 1)
     layers.write_text(text + "HELPER = 1\n", encoding="utf-8")
-    assert submission.main(["--root", str(project), "--no-pdf"]) == 0
+    assert submission.main(["--root", str(project)]) == 0
     err = capsys.readouterr().err
     lines = text.splitlines()
     at = next(i for i, l in enumerate(lines, 1) if "# mine" in l)

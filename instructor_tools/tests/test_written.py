@@ -140,7 +140,7 @@ def graded(tmp_path_factory, _course_folder):  # noqa: F811
 
 
 def _args(subs, out, *extra):
-    return [str(subs), "--out", str(out), "--no-notebooks", "--quiet", "--timeout", "30",
+    return [str(subs), "--out", str(out), "--no-notebooks", "--no-pdf", "--quiet", "--timeout", "30",
             "--course", str(course_notebooks()), *extra]
 
 
