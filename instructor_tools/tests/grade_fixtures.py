@@ -110,6 +110,26 @@ def region_body(files, path, function, body, occurrence=0):
     return files
 
 
+def plant_in(files, path, function, old, new, occurrence=0):
+    """plant, but only inside the answer region(s) of `function`: old must occur exactly
+    once in that region's body."""
+    from student_tools.markers import solution_regions
+    text = files[path].decode("utf-8")
+    lines = text.splitlines()
+    found = [r for r in solution_regions(text)[0] if r.function == function and
+             old in "\n".join(lines[r.begin:r.end - 1])]
+    if len(found) != 1:
+        raise AssertionError(f"plant_in: {old!r} is in {len(found)} regions of {function}")
+    region = found[0]
+    body = "\n".join(lines[region.begin:region.end - 1])
+    if body.count(old) != 1:
+        raise AssertionError(f"plant_in: {old!r} occurs {body.count(old)} times in {function}")
+    lines[region.begin:region.end - 1] = body.replace(old, new).splitlines()
+    files = dict(files)
+    files[path] = ("\n".join(lines) + "\n").encode("utf-8")
+    return files
+
+
 def append(files, path, code):
     files = dict(files)
     files[path] = files[path] + ("\n" + code + "\n").encode("utf-8")

@@ -27,6 +27,7 @@ from grade_fixtures import (
     append,
     committed,
     plant,
+    plant_in,
     region_body,
     release_form,
     solution_files,
@@ -110,42 +111,48 @@ def test_solution_scores_the_maximum(tmp_path, solution):
 
 
 LAYERS = "cs231n/layers.py"
-ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normalization: '
-              'alternative backward pass")\n')
-
+# (path, function whose region is changed, old, new)
 PLANTED = {
     "dropout_without_1_over_p": (
-        [(LAYERS, "mask = np.divide(keep, x.dtype.type(p),", "mask = np.divide(keep, 1.0,")],
+        [(LAYERS, "dropout_forward", "mask = keep.astype(x.dtype) / p",
+          "mask = keep.astype(x.dtype)")],
         {"dropout_forward"}),
     "dgamma_from_x": (
-        [(LAYERS, "dgamma = (dout * x_hat).sum(axis=0)",
+        [(LAYERS, "batchnorm_backward", "dgamma = (dout * x_hat).sum(axis=0)",
           "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")],
         {"batchnorm_backward"}),
     "unbiased_variance": (
-        [(LAYERS, 'var = np.einsum("ij,ij->j", x_hat, x_hat) / N',
-          'var = np.einsum("ij,ij->j", x_hat, x_hat) / (N - 1)')],
+        [(LAYERS, "batchnorm_forward", "var = ((x - mu) ** 2).mean(axis=0)",
+          "var = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)")],
         {"batchnorm_forward_train", "batchnorm_running_averages"}),
     "inverted_momentum": (
-        [(LAYERS, "running_mean = momentum * running_mean + (1 - momentum) * mu",
+        [(LAYERS, "batchnorm_forward",
+          "running_mean = momentum * running_mean + (1 - momentum) * mu",
           "running_mean = (1 - momentum) * running_mean + momentum * mu"),
-         (LAYERS, "running_var = momentum * running_var + (1 - momentum) * var",
+         (LAYERS, "batchnorm_forward",
+          "running_var = momentum * running_var + (1 - momentum) * var",
           "running_var = (1 - momentum) * running_var + momentum * var")],
         {"batchnorm_running_averages"}),
     "layernorm_wrong_axis": (
-        [(LAYERS, "mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"),
-         (LAYERS, 'var = np.einsum("ij,ij->i", x_hat, x_hat)[:, None] / D',
-          'var = np.einsum("ij,ij->j", x_hat, x_hat)[None, :] / N')],
+        [(LAYERS, "layernorm_forward", "mu = x.mean(axis=1, keepdims=True)",
+          "mu = x.mean(axis=0, keepdims=True)"),
+         (LAYERS, "layernorm_forward", "var = ((x - mu) ** 2).mean(axis=1, keepdims=True)",
+          "var = ((x - mu) ** 2).mean(axis=0, keepdims=True)")],
         {"layernorm_forward"}),
     "network_skips_dropout": (
-        [("cs231n/classifiers/fc_net.py", "out, dropout_cache = dropout_forward(out, "
-          "self.dropout_param)", "dropout_cache = None")],
+        [("cs231n/classifiers/fc_net.py", "FullyConnectedNet.loss",
+          "out, dropout_cache = dropout_forward(out, self.dropout_param)",
+          "dropout_cache = None")],
         {"network_dropout"}),
     "network_gamma_zeros": (
-        [("cs231n/classifiers/fc_net.py", 'self.params[f"gamma{i}"] = np.ones(dim)',
+        [("cs231n/classifiers/fc_net.py", "FullyConnectedNet.__init__",
+          'self.params[f"gamma{i}"] = np.ones(dim)',
           'self.params[f"gamma{i}"] = np.zeros(dim) + 0.5')],
         {"network_init"}),
     "alt_delegates_to_staged": (
-        [(LAYERS, ALT_REGION, ALT_REGION + "    return batchnorm_backward(dout, cache)\n")],
+        [(LAYERS, "batchnorm_backward_alt",
+          "dx = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)",
+          "dx, dgamma, dbeta = batchnorm_backward(dout, cache)")],
         {"batchnorm_backward_alt_closed_form"}),
 }
 
@@ -154,8 +161,8 @@ PLANTED = {
 def test_planted_bug_loses_exactly_its_items(tmp_path, solution, bug):
     changes, broken = PLANTED[bug]
     files = solution
-    for path, old, new in changes:
-        files = plant(files, path, old, new)
+    for path, function, old, new in changes:
+        files = plant_in(files, path, function, old, new)
     result = grade_files(tmp_path, files)
     assert result["status"] == "ok", result["status_detail"]
     assert failed_items(result) == broken
@@ -266,8 +273,8 @@ def test_missing_files(tmp_path, solution):
 
 
 def test_manifest_is_verified_not_trusted(tmp_path, solution):
-    files = plant(solution, LAYERS, "dbeta = dout.sum(axis=0)\n    dgamma = (dout * x_hat)",
-                  "dbeta = 0 * dout.sum(axis=0)\n    dgamma = (dout * x_hat)")
+    files = plant_in(solution, LAYERS, "batchnorm_backward", "dbeta = dout.sum(axis=0)",
+                     "dbeta = 0 * dout.sum(axis=0)")
     zip_path = tmp_path / "s.zip"
     write_zip(zip_path, files, manifest=False,
               infos=[(zipfile.ZipInfo("MANIFEST"), b"0" * 64 + b"  cs231n/layers.py\n")])
@@ -391,8 +398,8 @@ def test_memory_hog(tmp_path, solution):
 
 def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
     files = dict(solution, **{"cs231n/check.py": b"raise SystemExit('forged check')\n"})
-    files = plant(files, LAYERS, "dgamma = (dout * x_hat).sum(axis=0)",
-                  "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")
+    files = plant_in(files, LAYERS, "batchnorm_backward", "dgamma = (dout * x_hat).sum(axis=0)",
+                     "dgamma = (dout * (x_hat / inv_std)).sum(axis=0)")
     result = grade_files(tmp_path, files)
     item = next(i for i in result["items"] if i["id"] == "batchnorm_backward")
     assert not item["passed"] and result["checks"]["batchnorm_backward"]["passed"] is False

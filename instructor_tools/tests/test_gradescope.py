@@ -28,8 +28,8 @@ from instructor_tools.gradescope import run_autograder as gs_run
 from instructor_tools.grade.rubric import load_rubric
 
 RUBRIC = load_rubric()
-DROPOUT_LINE = "mask = np.divide(keep, x.dtype.type(p),"
-DROPOUT_BUG = "mask = np.divide(keep, 1.0,"
+DROPOUT_LINE = "mask = keep.astype(x.dtype) / p"
+DROPOUT_BUG = "mask = keep.astype(x.dtype)"
 TIMINGS = {}
 
 
