@@ -368,8 +368,8 @@ def dropout_forward(x, dropout_param):
         rng = np.random.default_rng(np.random.randint(2**63) if seed is None else seed)
         ### BEGIN SOLUTION (Dropout.ipynb: "Dropout: forward pass")
         # Inverted dropout: kept units are scaled by 1 / p, so test mode needs no scaling.
-        keep = rng.random(x.shape) < p  # float64 uniforms: the same units for any dtype
-        mask = keep.astype(x.dtype) / p
+        # float64 uniforms: the same units kept for any dtype of x
+        mask = (rng.random(x.shape) < p).astype(x.dtype) / p
         out = x * mask
         ### END SOLUTION
     else:

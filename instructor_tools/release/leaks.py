@@ -36,7 +36,7 @@ whatever their layout, and a string literal's content reads as code. Refused:
   is decisive;
 - a decisive statement alone: a statement of a region, or the text of one of its comments
   (split at ';'; the region's formulas often live there), of at least STATEMENT_TOKENS
-  (M = 12) tokens with at least STATEMENT_OPERATORS (3) arithmetic or comparison
+  (M = 12) tokens with at least STATEMENT_OPERATORS (2) arithmetic or comparison
   operators, and, in a comment, operators for at least COMMENT_OPERATOR_SHARE of its
   tokens. Such a line is the solution in one line: batch norm's closed-form ``dx = (gamma
   * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)``, dropout's ``mask = (... < p) /
@@ -57,7 +57,7 @@ rewritten algebraically (``x_hat * dgamma`` as ``dgamma * x_hat``, a factor move
 bracket), statements reordered or split into other steps, or code cut into pieces across
 strings; a renamed copy of region code inside the given code of a file that holds
 regions (exempt, as that code is; verbatim copies there are still refused line by line);
-and short statements (under M tokens, or under three operators: ``dx = dout * mask``)
+and short statements (under M tokens, or under two operators: ``dx = dout * mask``)
 that are not verbatim.
 """
 import base64
@@ -83,7 +83,7 @@ MIN_RUN_CHARS = 12
 MIN_ANSWER_LINE_CHARS = 25
 WINDOW_TOKENS = 32  # K: a run of this many tokens of a region's code is a copy of it
 STATEMENT_TOKENS = 12  # M: a decisive statement has at least this many tokens...
-STATEMENT_OPERATORS = 3  # ...this many arithmetic or comparison operators among them...
+STATEMENT_OPERATORS = 2  # ...this many arithmetic or comparison operators among them...
 COMMENT_OPERATOR_SHARE = 0.3  # ...and, in a comment, operators for this share of them
 # Archives inside the release are opened this deep, and at most this much is unpacked.
 _MAX_ARCHIVE_DEPTH = 4

@@ -409,7 +409,7 @@ def planted_layers(monkeypatch, tmp_path, edits, append=""):
 # (edits to layers.py, text appended to it, the piece that must fail, its hint's start)
 MISTAKES = {
     "dropout-without-rescaling": (
-        [("mask = keep.astype(x.dtype) / p", "mask = keep.astype(x.dtype) / 1")],
+        [("mask = (rng.random(x.shape) < p).astype(x.dtype) / p", "mask = (rng.random(x.shape) < p).astype(x.dtype) / 1")],
         "", "dropout", "train-mode mean is 0.30x the input's for p = 0.3 (kept units are x * 1)"),
     "dgamma-from-x": (
         [('        cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}\n',

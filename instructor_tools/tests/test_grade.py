@@ -114,8 +114,8 @@ LAYERS = "cs231n/layers.py"
 # (path, function whose region is changed, old, new)
 PLANTED = {
     "dropout_without_1_over_p": (
-        [(LAYERS, "dropout_forward", "mask = keep.astype(x.dtype) / p",
-          "mask = keep.astype(x.dtype)")],
+        [(LAYERS, "dropout_forward", ".astype(x.dtype) / p",
+          ".astype(x.dtype)")],
         {"dropout_forward"}),
     "dgamma_from_x": (
         [(LAYERS, "batchnorm_backward", "dgamma = (dout * x_hat).sum(axis=0)",

@@ -28,8 +28,8 @@ from instructor_tools.gradescope import run_autograder as gs_run
 from instructor_tools.grade.rubric import load_rubric
 
 RUBRIC = load_rubric()
-DROPOUT_LINE = "mask = keep.astype(x.dtype) / p"
-DROPOUT_BUG = "mask = keep.astype(x.dtype)"
+DROPOUT_LINE = ".astype(x.dtype) / p"
+DROPOUT_BUG = ".astype(x.dtype)"
 TIMINGS = {}
 
 
