@@ -36,6 +36,19 @@ def committed(rel):
     return files[rel] if files is not None else (PROJECT / rel).read_bytes()
 
 
+def write_course(folder, notebooks=True):
+    """The course as committed (HEAD) written into folder: its package, its notebooks
+    (unless notebooks is False) and the sanitizer, which is what the grader needs of it.
+    Returns folder."""
+    folder = Path(folder)
+    for name, data in solution_files(notebooks).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    (folder / "tests").mkdir(parents=True, exist_ok=True)
+    (folder / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
+    return folder
+
+
 def solution_files(notebooks=True):
     """The package's .py files and both notebooks, as committed (HEAD).
 

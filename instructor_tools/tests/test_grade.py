@@ -7,7 +7,6 @@ no student is needed. Limits are short so that the hostile cases stay fast.
 """
 import csv
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -25,14 +24,13 @@ from instructor_tools.grade.sandbox import Limits, Sandbox, detect
 from grade_fixtures import (
     PROJECT,
     append,
-    committed,
-    plant,
     plant_in,
     region_body,
     release_form,
     solution_files,
     symlink_info,
     tiny_notebooks,
+    write_course,
     write_zip,
 )
 
@@ -51,13 +49,7 @@ def _course_folder(tmp_path_factory):
     """The course as committed (HEAD): its package, notebooks and sanitizer. The
     submissions here are built from the same commit, so they match it exactly while
     someone edits the working tree."""
-    folder = tmp_path_factory.mktemp("course")
-    for name, data in solution_files().items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    (folder / "tests").mkdir()
-    (folder / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
-    _COURSE["dir"] = folder
+    _COURSE["dir"] = write_course(tmp_path_factory.mktemp("course"))
 
 
 def course_notebooks():
@@ -843,13 +835,7 @@ def test_one_run_grades_every_hostile_case_then_a_good_one(tmp_path, solution):
 
     spin = ("out, cache = dropout_forward(np.ones((3, 11)), {'mode': 'train', 'p': 0.5, "
             "'seed': 1})\nprint(dropout_backward(np.ones((3, 11)), cache).shape)")
-    course = tmp_path / "course"
-    for name, data in solution.items():
-        if not name.endswith(".ipynb"):
-            (course / name).parent.mkdir(parents=True, exist_ok=True)
-            (course / name).write_bytes(data)
-    (course / "tests").mkdir()
-    (course / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
+    course = write_course(tmp_path / "course", notebooks=False)
     notebooks = tiny_notebooks(dropout_cells=[
         ("import numpy as np\nfrom cs231n.layers import dropout_forward, dropout_backward",
          None, ()), (spin, "(3, 11)\n", ())])

@@ -26,7 +26,7 @@ from instructor_tools.grade.rubric import load_rubric
 from instructor_tools.grade.sandbox import Limits, Sandbox, detect
 from student_tools import notebook_pdf
 from student_tools.markers import ANSWER_BEGIN, ANSWER_END
-from grade_fixtures import committed, solution_files, write_zip
+from grade_fixtures import solution_files, write_course, write_zip
 
 KIND = detect()
 RUBRIC = load_rubric()
@@ -171,13 +171,7 @@ def _secret(tmp_path):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """The course as committed (HEAD), as test_grade.py builds it."""
-    folder = tmp_path_factory.mktemp("course")
-    for name, data in solution_files().items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    (folder / "tests").mkdir()
-    (folder / "tests" / "nbval_sanitize.cfg").write_bytes(committed("tests/nbval_sanitize.cfg"))
-    return folder
+    return write_course(tmp_path_factory.mktemp("course"))
 
 
 def test_grade_one_prints_the_submitted_notebooks(tmp_path, course):
