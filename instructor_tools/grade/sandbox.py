@@ -43,17 +43,6 @@ PROJECT = Path(__file__).resolve().parents[2]  # the folder holding instructor_t
 PROJECT_PACKAGES = ("instructor_tools", "student_tools", "cs231n", "tests")
 DIST_NAME = "cs231n"
 POLL_SECONDS = 0.2
-# Unprivileged uids the sandboxed code runs as (no passwd entry needed): one per parallel
-# slot, in a block chosen by the grader's pid, so that two grader runs on one machine do not
-# share a process limit (RLIMIT_NPROC counts every process of a uid).
-SANDBOX_UID_BASE = 100000
-UIDS_PER_RUN = 64
-
-
-def sandbox_uid(slot, pid=None):
-    """The uid of parallel slot `slot` of the grader process `pid` (default: this one)."""
-    pid = os.getpid() if pid is None else pid
-    return SANDBOX_UID_BASE + (pid % 100000) * UIDS_PER_RUN + slot % UIDS_PER_RUN
 
 
 @dataclass

@@ -405,7 +405,7 @@ def test_student_check_module_is_not_used_for_hints(tmp_path, solution):
 
 @needs_bwrap
 def test_sandbox_hides_instructor_files_and_network(tmp_path):
-    uid = sandbox_module.sandbox_uid(1)
+    uid = isolation.UidAllocator().allocate()
     sandbox = Sandbox("bwrap", uid=uid)
     code = ("import os, socket\n"
             f"print('hidden', os.path.exists({str(HIDDEN_TESTS_FILE)!r}))\n"
@@ -763,7 +763,7 @@ def test_endless_output_is_cut_by_the_file_size_limit(tmp_path, solution):
 
 @needs_bwrap
 def test_private_tmp_is_size_capped(tmp_path):
-    sandbox = Sandbox("bwrap", uid=sandbox_module.sandbox_uid(3))
+    sandbox = Sandbox("bwrap", uid=isolation.UidAllocator().allocate())
     code = ("import os\nn = 0\ntry:\n    for i in range(100):\n"
             "        open(f'/tmp/f{i}', 'wb').write(b'x' * 2**20); n += 1\n"
             "except OSError as e:\n    print('stopped', n, e.errno)")
