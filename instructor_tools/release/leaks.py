@@ -30,7 +30,7 @@ whatever their layout, and a string literal's content reads as code. Refused:
 
 - WINDOW_TOKENS (K = 32) consecutive tokens of a region's code anywhere. K is about three
   lines of code: long enough that structure alone never matches by chance (on this
-  project 24 already matched an Adam update in tests/test_optim.py against batch norm's
+  project 24 already matched an Adam update in instructor_tools/tests/test_optim.py against batch norm's
   running averages, two exponential moving averages in a row), short enough that every
   region of three lines or more is covered. A region with fewer tokens counts whole if it
   is decisive;

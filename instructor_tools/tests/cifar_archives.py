@@ -189,7 +189,7 @@ def build_archive(path, sizes=(10, 10, 10, 10, 10), test_size=10, seed=0, compre
 # Fixtures (re-exported by tests/conftest.py, and by the course's own tool tests)
 # ---------------------------------------------------------------------------
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where CI keeps its sample archive, beside the project (never inside it); elsewhere
 # $CIFAR10_ARCHIVE names an archive.
 SAMPLE_ARCHIVE = REPO_ROOT.parent / "shared" / "datasets" / "cifar-10-subset-python.tar.gz"

@@ -16,7 +16,7 @@ from cs231n import data_utils
 from cs231n.data_utils import (CIFAR10FormatError, UnsafePickleError, get_CIFAR10_data,
                                load_CIFAR10, load_CIFAR_batch, load_pickle, read_batch)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
