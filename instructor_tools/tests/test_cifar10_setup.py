@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tarfile
@@ -102,7 +103,7 @@ def test_install_from_sample_archive(cifar10_sample_archive, target, datasets_di
 @pytest.fixture(scope="module")
 def installed_sample(cifar10_sample_archive, tmp_path_factory):
     target = tmp_path_factory.mktemp("sample") / "cifar-10-batches-py"
-    cifar10_setup.install_from_archive(cifar10_sample_archive, target)
+    cifar10_setup.install(target, archive=cifar10_sample_archive)
     return target
 
 
@@ -229,8 +230,8 @@ REFUSED = {
     "wrong-sha256": ({}, ["--sha256", "f" * 64], "sha256 mismatch"),
     "missing-member": ({"drop": ("test_batch",)}, [], "lacks cifar-10-batches-py/test_batch"),
     "missing-meta": ({"drop": ("batches.meta",)}, [], "lacks cifar-10-batches-py/batches.meta"),
-    "labels-out-of-range": ({"replace": _bad_labels()}, [], "expected integers in 0..9"),
-    "float-data": ({"replace": _float_data()}, [], "expected a uint8 array"),
+    "labels-out-of-range": ({"replace": _bad_labels()}, [], "integers in 0..9 (one per image)"),
+    "float-data": ({"replace": _float_data()}, [], "expected uint8 rows (n >= 1, 3072), got float64"),
     "not-a-pickle": ({"replace": {"data_batch_2": b"<html>Not found</html>"}}, [],
                      "data_batch_2: not a readable pickle"),
 }
@@ -272,6 +273,22 @@ def test_escaping_member_is_refused(make_cifar_archive, tmp_path, target, datase
 
     assert code == 1
     assert "refused: member" in err
+    assert not (tmp_path / "escaped.txt").exists()
+    assert_nothing_left(datasets_dir)
+
+
+@pytest.mark.skipif(not hasattr(tarfile, "data_filter"), reason="no tarfile 'data' filter")
+def test_data_filter_refuses_escapes_the_member_check_missed(make_cifar_archive, tmp_path,
+                                                             target, datasets_dir, capsys,
+                                                             monkeypatch):
+    # The second line of defence: with the installer's own member check switched off,
+    # tarfile's 'data' filter still refuses to write outside while unpacking.
+    monkeypatch.setattr(cifar10_setup, "_checked_members", lambda members, archive: members)
+    archive = make_cifar_archive(escape="dotdot", outside=tmp_path / "escaped.txt")
+
+    code, out, err = run(["--archive", archive.path, "--target", target], capsys)
+
+    assert code == 1 and "refused while unpacking" in err
     assert not (tmp_path / "escaped.txt").exists()
     assert_nothing_left(datasets_dir)
 
@@ -328,6 +345,20 @@ def test_interrupted_run_leaves_nothing(make_cifar_archive, target, datasets_dir
     code, _, err = run(["--archive", archive.path, "--target", target], capsys)
 
     assert code == 130 and "nothing was installed" in err
+    assert_nothing_left(datasets_dir)
+
+
+def test_sigterm_leaves_nothing(make_cifar_archive, target, datasets_dir, capsys, monkeypatch):
+    # `kill` or a cancelled CI job sends SIGTERM: it must clean up as Ctrl-C does.
+    def terminate(directory):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cifar10_setup, "validate_dataset_dir", terminate)
+    previous = signal.getsignal(signal.SIGTERM)
+    code, _, err = run(["--archive", make_cifar_archive().path, "--target", target], capsys)
+
+    assert code == 130 and "nothing was installed" in err
+    assert signal.getsignal(signal.SIGTERM) is previous
     assert_nothing_left(datasets_dir)
 
 

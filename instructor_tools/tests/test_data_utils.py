@@ -3,6 +3,7 @@
 Most tests use small synthetic batch directories (tests/cifar_archives.py); installing and
 loading the real data set is covered by the course's tests of the installer.
 """
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -327,23 +328,38 @@ def _pickled(obj):
     return pickle.dumps(obj, protocol=3)
 
 
+def _with_persistent_id():
+    """A batch whose labels are a persistent id: an unpickler hook that could load anything."""
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "labels" if isinstance(obj, list) else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({"data": np.zeros((3, 3072), np.uint8), "labels": [0, 1, 2]})
+    return buffer.getvalue()
+
+
 ROWS = np.zeros((3, 3072), dtype=np.uint8)
 MALFORMED = {
-    "not-a-dict": (_pickled([ROWS, [0, 1, 2]]), r"expected a pickled dict"),
-    "no-labels": (_pickled({"data": ROWS}), r"expected the keys 'data' and 'labels'"),
+    "not-a-dict": (_pickled([ROWS, [0, 1, 2]]), r"expected a dict with 'data', 'labels', got list"),
+    "no-labels": (_pickled({"data": ROWS}), r"expected a dict with 'data', 'labels', got \['data'\]"),
     "float-data": (_pickled({"data": ROWS.astype(float), "labels": [0, 1, 2]}),
-                   r"'data': expected a uint8 array of shape \(n, 3072\), got float64"),
+                   r"'data': expected uint8 rows \(n >= 1, 3072\), got float64"),
     "wrong-width": (_pickled({"data": np.zeros((3, 3071), np.uint8), "labels": [0, 1, 2]}),
                     r"got uint8 array of shape \(3, 3071\)"),
     "no-images": (_pickled({"data": np.zeros((0, 3072), np.uint8), "labels": []}),
-                  r"expected at least one image"),
-    "label-10": (_pickled({"data": ROWS, "labels": [0, 10, 2]}), r"expected integers in 0..9"),
-    "label-negative": (_pickled({"data": ROWS, "labels": [0, -1, 2]}), r"in 0..9, got values from -1"),
+                  r"expected uint8 rows \(n >= 1, 3072\), got uint8 array of shape \(0, 3072\)"),
+    "label-10": (_pickled({"data": ROWS, "labels": [0, 10, 2]}),
+                 r"'labels': expected 3 integers in 0..9 .*, got int64 of shape \(3,\) from 0 to 10"),
+    "label-negative": (_pickled({"data": ROWS, "labels": [0, -1, 2]}), r"in 0..9 .*from -1 to 2"),
     "float-labels": (_pickled({"data": ROWS, "labels": [0.0, 1.0, 2.0]}),
-                     r"'labels': expected a 1-D sequence of integers"),
+                     r"'labels': expected 3 integers .*, got float64 of shape \(3,\)$"),
+    "ragged-labels": (_pickled({"data": ROWS, "labels": [0, [1, 2], 2]}),
+                      r"'labels': not a list of integers"),
     "too-few-labels": (_pickled({"data": ROWS, "labels": [0, 1]}),
-                       r"expected the same number of rows, got 3 and 2"),
+                       r"expected 3 integers in 0..9 \(one per image\), got int64 of shape \(2,\)"),
     "not-a-pickle": (b"<html>404</html>", r"not a readable pickle"),
+    "persistent-id": (_with_persistent_id(), r"not a readable pickle .*persistent"),
     "truncated-pickle": (_pickled({"data": ROWS, "labels": [0, 1, 2]})[:500],
                          r"not a readable pickle"),
 }
