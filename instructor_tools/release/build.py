@@ -1,8 +1,8 @@
 """Plan, verify, write and zip the release.
 
 plan_release reads HEAD (git.py), rewrites the shipped files in memory (regions.py),
-checks the student README (readme.py), that every region names a notebook and a heading
-of it that ship, and the leak check (leaks.py); it adds student_tools.contract's
+checks that every region names a notebook and a heading of it that ship, and the leak
+check (leaks.py); it adds student_tools.contract's
 fingerprint of the course's files. build_release writes the plan into a temporary
 directory beside the output, zips it (fixed timestamps: the same commit gives the same
 zip), verifies both (the files are the plan's, outputs cleared, the leak check again)
@@ -27,15 +27,14 @@ from .errors import ReleaseError
 from .git import (
     STUDENT_README,
     _check_git_top,
-    _committed_files,
     _describe_status,
     _ignored_files,
+    _object_id,
     _read_blobs,
     _work_tree_status,
-    is_shipped,
+    shipped_files,
 )
 from .leaks import find_leaks
-from .readme import check_student_readme
 from .regions import _markdown_headings, _process_notebook, _process_python
 
 DEFAULT_OUT = "release"
@@ -98,43 +97,37 @@ def plan_release(root):
     """Read HEAD and transform it in memory. Raises ReleaseError listing every problem."""
     root = Path(root).resolve()
     commit = _check_git_top(root)
-    tree = _committed_files(root, commit)
     changed, untracked = _work_tree_status(root)
-    dirty = sorted(p for p in changed if is_shipped(p) or p == STUDENT_README)
-    if dirty:
+    if changed:
         raise ReleaseError([
             f"{rel}: uncommitted changes ({_describe_status(changed[rel])}); the release is "
             f"built from the last commit, so commit (or undo) them first"
-            for rel in dirty
+            for rel in sorted(changed)
         ])
-    notes = []
-    forgotten = sorted(p for p in untracked if is_shipped(p))
-    if forgotten:
-        notes.append(f"untracked, so not shipped: {', '.join(forgotten)}")
+    notes = [f"untracked, so not shipped: {', '.join(sorted(untracked))}"] if untracked else []
     ignored = _ignored_files(root)
 
-    problems, files = [], []
-    for rel, (mode, kind, _) in sorted(tree.items()):
-        if not is_shipped(rel):
-            continue
+    problems, files, listed = [], [], shipped_files(root, commit)
+    for rel, (mode, _) in sorted(listed.items()):
         if rel in ignored:
             notes.append(f"committed but matched by .gitignore, so not shipped: {rel}")
-        elif kind != "blob" or mode not in ("100644", "100755"):
+        elif mode not in ("100644", "100755"):
             what = "a symbolic link" if mode == "120000" else f"not a regular file ({mode})"
             problems.append(f"{rel}: {what} in git; the release ships regular files only")
         else:
             files.append(rel)
-    if STUDENT_README not in tree:
+    readme_id = _object_id(root, commit, STUDENT_README)
+    if readme_id is None:
         problems.append(f"{STUDENT_README}: not committed; it becomes the release's README.md "
                         f"(the project's README.md, with instructor commands, is not shipped)")
     if not any(rel.startswith("cs231n/") for rel in files):
         problems.append(f"{root}: commit {commit[:12]} has no cs231n/ package files to release")
-    blobs = _read_blobs(root, [tree[rel][2] for rel in files + [STUDENT_README] if rel in tree])
+    blobs = _read_blobs(root, [listed[rel][1] for rel in files] + [readme_id] * bool(readme_id))
 
     contents, modes, regions, answers, notebooks = {}, {}, [], [], {}
     for rel in files:
-        raw = blobs[tree[rel][2]]
-        modes[rel] = 0o755 if tree[rel][0] == "100755" else 0o644
+        raw = blobs[listed[rel][1]]
+        modes[rel] = 0o755 if listed[rel][0] == "100755" else 0o644
         if rel.endswith(".py"):
             try:
                 text = raw.decode("utf-8")
@@ -152,10 +145,9 @@ def plan_release(root):
             notebooks[rel] = released
         else:
             contents[rel] = raw
-    if STUDENT_README in tree:
-        contents["README.md"] = blobs[tree[STUDENT_README][2]]
+    if readme_id:
+        contents["README.md"] = blobs[readme_id]
         modes["README.md"] = 0o644
-        problems.extend(check_student_readme(contents))
 
     problems.extend(_section_problems(regions, notebooks))
     if problems:

@@ -1,24 +1,22 @@
 """What ships: the files committed at HEAD that are on the allow-list, read with git.
 
-The release is made of the files committed at HEAD (read from git, not from the working
-tree) whose paths match SHIPPED_PATTERNS, and nothing matching NEVER_SHIPPED_DIRS, _NAMES
-or _SUFFIXES (instructor_tools/, .ci/, requirements-ci.txt, archives, PDFs, pickles,
-data). Its README.md is STUDENT_README. The builder (build.py) refuses files that would
-ship with uncommitted changes (_work_tree_status) and names untracked ones that match.
+The allow-list is SHIPPED_PATHSPECS, git pathspecs matched by git itself against the
+commit's tree (git diff-tree), the work tree's status and untracked files; on top, a second
+lock (_never_shipped: instructor_tools/, .ci/, requirements-ci.txt, archives, PDFs, pickles,
+data, caches). The release's README.md is STUDENT_README.
 """
 import os
-import re
 import subprocess
 from pathlib import Path
 
 from .errors import ReleaseError
 
-# What a release may hold: committed files matching one of these (``**/`` is any number of
-# directories, ``*`` anything but '/'). Everything else stays home.
-SHIPPED_PATTERNS = (
+# What a release may hold: committed files matching one of these (git's glob magic: ``**/``
+# is any number of directories, ``*`` anything but '/'). Everything else stays home.
+SHIPPED_PATHSPECS = tuple(":(top,glob)" + p for p in (
     "cs231n/**/*.py",              # the student's package
     "student_tools/**/*.py",       # data installer, submission packer, markers
-    "tests/**/*.py",               # tests of the student's work and of the given code
+    "tests/**/*.py",               # tests of the student's own pieces
     "tests/nbval_sanitize.cfg",
     "BatchNormalization.ipynb",
     "Dropout.ipynb",
@@ -29,8 +27,8 @@ SHIPPED_PATTERNS = (
     "requirements.txt",
     "collectSubmission.sh",
     ".gitignore",
-)
-# Never shipped, whatever SHIPPED_PATTERNS says (a second lock, should the list grow).
+))
+# Never shipped, whatever SHIPPED_PATHSPECS says (a second lock, should the list grow).
 NEVER_SHIPPED_DIRS = ("instructor_tools/", ".ci/", ".git/", "release/", "datasets/cifar-10")
 NEVER_SHIPPED_NAMES = ("requirements-ci.txt", "README.md")
 NEVER_SHIPPED_SUFFIXES = (
@@ -41,37 +39,14 @@ NEVER_SHIPPED_SUFFIXES = (
 STUDENT_README = "instructor_tools/release_README.md"
 
 
-def _pattern_re(pattern):
-    """A compiled regex for one SHIPPED_PATTERNS entry (``**/``: any directories)."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-_SHIPPED_RES = tuple(_pattern_re(p) for p in SHIPPED_PATTERNS)
-
-
-def is_shipped(rel):
-    """Whether the committed file at POSIX path ``rel`` belongs in a release."""
+def _never_shipped(rel):
+    """The second lock: whether POSIX path ``rel`` must never ship, listed or not."""
     parts = rel.split("/")
-    if rel.startswith(NEVER_SHIPPED_DIRS) or parts[-1] in NEVER_SHIPPED_NAMES:
-        return False
-    if rel.lower().endswith(NEVER_SHIPPED_SUFFIXES):
-        return False
-    # Caches and editor/Jupyter folders (.ipynb_checkpoints/...), even if committed.
-    if any(p == "__pycache__" or p.endswith(".egg-info") or p.startswith(".")
-           for p in parts[:-1]):
-        return False
-    return any(r.match(rel) for r in _SHIPPED_RES)
+    return (rel.startswith(NEVER_SHIPPED_DIRS) or parts[-1] in NEVER_SHIPPED_NAMES
+            or rel.lower().endswith(NEVER_SHIPPED_SUFFIXES)
+            # caches and editor/Jupyter folders (.ipynb_checkpoints/...), even if committed
+            or any(p == "__pycache__" or p.endswith(".egg-info") or p.startswith(".")
+                   for p in parts[:-1]))
 
 
 # Set by git hooks and some tools: they would point git at another repository or index
@@ -133,15 +108,25 @@ def _check_git_top(root):
     return head.stdout.strip()
 
 
-def _committed_files(root, commit):
-    """{path: (mode, type, object id)} of every entry in the commit's tree."""
-    entries = {}
-    for entry in _git(root, "ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0"):
-        if entry:
-            meta, path = entry.split(b"\t", 1)
-            mode, kind, sha = meta.decode("ascii").split()
-            entries[path.decode("utf-8", "surrogateescape")] = (mode, kind, sha)
-    return entries
+def shipped_files(root, commit):
+    """{path: (mode, object id)} of the commit's files on the allow-list (a diff against
+    the empty tree: ls-tree knows no glob pathspecs)."""
+    empty_tree = _git(root, "hash-object", "-t", "tree", "--stdin", stdin=b"").decode().strip()
+    raw = _git(root, "diff-tree", "-r", "-z", "--no-renames", empty_tree, commit, "--",
+               *SHIPPED_PATHSPECS).split(b"\0")
+    files = {}
+    for meta, path in zip(raw[0::2], raw[1::2]):  # ":000000 MODE 000... SHA A", path
+        _, mode, _, sha, _ = meta.decode("ascii").split()
+        rel = path.decode("utf-8", "surrogateescape")
+        if not _never_shipped(rel):
+            files[rel] = (mode, sha)
+    return files
+
+
+def _object_id(root, commit, rel):
+    """The object id of path rel in commit, or None where the commit lacks it."""
+    done = _run_git(root, "rev-parse", "--verify", "-q", f"{commit}:{rel}", text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _read_blobs(root, shas):
@@ -175,11 +160,12 @@ def _describe_status(xy):
 
 
 def _work_tree_status(root):
-    """({path: XY status} of tracked paths changed against HEAD, [untracked paths])."""
+    """({path: XY status} of shipped paths and STUDENT_README changed against HEAD,
+    [untracked paths that would ship])."""
     # --no-optional-locks: a read-only look that never takes the index lock of a checkout
     # others may be committing in.
     out = _git(root, "--no-optional-locks", "status", "--porcelain=v1", "-z",
-               "--untracked-files=all")
+               "--untracked-files=all", "--", *SHIPPED_PATHSPECS, STUDENT_README)
     entries = out.split(b"\0")
     changed, untracked, i = {}, [], 0
     while i < len(entries):
@@ -188,9 +174,8 @@ def _work_tree_status(root):
             continue
         xy, path = entry[:2].decode("ascii"), entry[3:].decode("utf-8", "surrogateescape")
         if xy == "??":
-            untracked.append(path)
-            continue
-        if xy == "!!":
+            if path != STUDENT_README and not _never_shipped(path):
+                untracked.append(path)
             continue
         changed[path] = xy
         if "R" in xy or "C" in xy:  # -z: the source path follows as its own entry

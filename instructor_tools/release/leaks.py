@@ -1,64 +1,40 @@
 """The leak check: no text of a solution or answer region may ship.
 
 find_leaks runs before anything is written and again on the written release, over the
-text of every shipped file (notebooks: every string of the JSON, i.e. cell sources,
-outputs, metadata, attachments decoded; archives: every member, recursively). Marker
-lines are not region text: they ship by design. Two parts:
+text of every shipped file (notebooks: every string of the JSON, base64 payloads decoded;
+archives: every member, recursively). Marker lines ship by design and are not region text.
 
-Lines. Each text is cut into lines, each compared after ``_normalize`` (whitespace
-collapsed, comment and prompt prefixes dropped, blank lines skipped; a string literal's
-``\n`` escapes also read as line breaks). Refused:
+Lines. Texts are compared line by line after ``_normalize`` (whitespace collapsed, comment
+and prompt prefixes dropped, blank lines skipped; a string's ``\n`` escapes read as line
+breaks). Refused: RUN_LINES consecutive lines of one region (a shorter region: all of it)
+anywhere, unless under MIN_RUN_CHARS characters (``)``, ``else:`` prove nothing); any
+answer line of at least MIN_ANSWER_LINE_CHARS characters inside any line. A test file
+holding a copy of a region leaks it, even if the text occurs elsewhere in the project.
 
-- a run of RUN_LINES consecutive lines of one solution region appearing as consecutive
-  lines anywhere (a region shorter than that: the whole region), unless the run is shorter
-  than MIN_RUN_CHARS characters (``)``, ``else:``, ``pass`` prove nothing);
-- the same for answer regions, and any single answer line of at least
-  MIN_ANSWER_LINE_CHARS characters found inside any line.
+Tokens (solution regions only): a copy renamed, reformatted or joined with ';'. A region's
+code is read with tokenize, any text of the release with a regex giving the same tokens
+(on Python, token for token; a test checks it), twice: all of it, and with ``#`` comments
+blanked. Every name becomes ANY_NAME except keywords, attribute names (``.sum``: the API a
+copy must call) and keyword-argument names (``axis=``); numbers compare by value;
+operators stay; layout, ``;``, quotes and comment marks are no tokens. Refused:
 
-No exemption for text that also occurs elsewhere in the project: a test file holding a
-copy of a region leaks it.
+- WINDOW_TOKENS (K = 32) consecutive tokens of a region's code (about three lines: 24
+  already matched an Adam update against batch norm's running averages by chance); a
+  region with fewer tokens counts whole if it is decisive;
+- a decisive statement alone: a statement of a region, or a comment of it split at ';',
+  of at least STATEMENT_TOKENS (M = 12) tokens with at least STATEMENT_OPERATORS (2)
+  arithmetic or comparison operators (in a comment, operators for at least
+  COMMENT_OPERATOR_SHARE of its tokens): the solution in one line, such as batch norm's
+  closed-form ``dx = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)``. Calls,
+  plumbing and prose, without the operators, would match ordinary lines.
 
-Tokens (solution regions only): a copy that was renamed, reformatted or joined with ';'.
-A region's code is read with tokenize; any text of the release with a regex giving the
-same tokens (on Python, token for token what tokenize gives), twice: all of it, and with
-its ``#`` comments blanked out (a copy that kept the region's comments). Every name
-becomes one placeholder, ANY_NAME, except keywords, attribute names (``.sum``,
-``np.einsum``: the API a copy must call) and keyword-argument names (``axis=``); numbers
-are compared by value; operators stay; line breaks, indentation, ``;``, backslashes,
-quotes and comment marks are no tokens, so statements compare as token sequences
-whatever their layout, and a string literal's content reads as code. Refused:
+Runs and statements that also occur in the course's given code (the files and cells that
+hold regions, less the regions' bodies) are skipped: they prove nothing.
 
-- WINDOW_TOKENS (K = 32) consecutive tokens of a region's code anywhere. K is about three
-  lines of code: long enough that structure alone never matches by chance (on this
-  project 24 already matched an Adam update in instructor_tools/tests/test_optim.py against batch norm's
-  running averages, two exponential moving averages in a row), short enough that every
-  region of three lines or more is covered. A region with fewer tokens counts whole if it
-  is decisive;
-- a decisive statement alone: a statement of a region, or the text of one of its comments
-  (split at ';'; the region's formulas often live there), of at least STATEMENT_TOKENS
-  (M = 12) tokens with at least STATEMENT_OPERATORS (2) arithmetic or comparison
-  operators, and, in a comment, operators for at least COMMENT_OPERATOR_SHARE of its
-  tokens. Such a line is the solution in one line: batch norm's closed-form ``dx = (gamma
-  * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)``, dropout's ``mask = (... < p) /
-  p``. Without the operator condition calls (``np.subtract(dout, dx, out=dx)``), plumbing
-  (``dout, dW, db, dgamma, dbeta = affine_norm_relu_backward(dout, cache)``) and prose
-  comments match ordinary lines of the release.
-
-Runs and statements that also occur in the course's given code are skipped everywhere:
-they prove nothing (``db = dout.sum(axis=0)`` of a given backward pass, a running-average
-formula a given docstring states). The given code is the text (code, comments,
-docstrings) of the files and notebook cells that hold regions, less the regions' bodies:
-the code the student's is spliced into. So a copy of given code passes, and a renamed
-copy of a region is refused wherever it is: a test, a notebook cell, an output, metadata,
-an archive member.
-
-Out of reach: code in images or screenshots; deliberate obfuscation, such as a formula
-rewritten algebraically (``x_hat * dgamma`` as ``dgamma * x_hat``, a factor moved into a
-bracket), statements reordered or split into other steps, or code cut into pieces across
-strings; a renamed copy of region code inside the given code of a file that holds
-regions (exempt, as that code is; verbatim copies there are still refused line by line);
-and short statements (under M tokens, or under two operators: ``dx = dout * mask``)
-that are not verbatim.
+Out of reach: code in images; deliberate obfuscation (a formula rewritten algebraically,
+statements reordered or split, code cut across strings); a renamed copy inside the given
+code of a file with regions; short statements (under M tokens or two operators) that are
+not verbatim.
 """
 import base64
 import binascii
@@ -550,18 +526,22 @@ def find_leaks(files, regions, answers):
     See the module docstring for what counts as a leak.
     """
     needles, token_needles = _needles(regions, answers), _token_needles(regions)
-    budget, problems = _Budget(), []
+    budget, problems, seen = _Budget(), [], {}
     for rel in sorted(files):
         reported = set()
         for location, text in _texts(rel, files[rel], budget):
-            for described, (run, first) in _leaks_in_text(text, needles).items():
+            if text not in seen:  # a zip's members are the release's files again
+                seen[text] = (_leaks_in_text(text, needles),
+                              _token_leaks_in_text(text, token_needles))
+            lines, tokens = seen[text]
+            for described, (run, first) in lines.items():
                 if (location, described) in reported:
                     continue
                 reported.add((location, described))
                 what = (f"{run} consecutive lines" if run > 1 else "a line") + f" of {described}"
                 problems.append(f"{location}: holds {what}, from {first[:80]!r}")
             # Found as lines already: not again as tokens.
-            for described, what in _token_leaks_in_text(text, token_needles).items():
+            for described, what in tokens.items():
                 if (location, described) not in reported:
                     reported.add((location, described))
                     problems.append(f"{location}: holds {what}")

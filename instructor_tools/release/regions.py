@@ -42,9 +42,6 @@ from student_tools.markers import (
     ANSWER_END,
     ANSWER_PROMPT,
     ANSWER_WORD_RE as _ANSWER_WORD_RE,
-    SOLUTION_BEGIN_RE,
-    SOLUTION_BEGIN_TEMPLATE,
-    SOLUTION_END,
     SOLUTION_END_RE,
     SOLUTION_WORD_RE as _SOLUTION_WORD_RE,
     answer_blocks,
@@ -106,81 +103,46 @@ def _in_line_order(found):
     return [message for _, message in sorted(found, key=lambda item: item[0])]
 
 
-def _marker_problem(lines, lineno, sentence):
-    """A problem of markers.solution_regions in the release's words (which instructors and
-    the tests read), and its sort key; a sentence not recognized is kept as it is."""
-    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
-    if not (SOLUTION_BEGIN_RE.match(line) or SOLUTION_END_RE.match(line)):
-        return lineno, (f"malformed solution marker {line.strip()!r}; expected "
-                        f"'{SOLUTION_BEGIN_TEMPLATE}' or '{SOLUTION_END}'")
-    nested = re.search(r"inside the one opened at line (\d+)", sentence)
-    if nested:
-        return lineno, (f"solution region opened inside the region opened at line "
-                        f"{nested[1]} (regions cannot nest)")
-    if "never closed" in sentence:  # reported when the text ends
-        return math.inf, sentence
-    return lineno, sentence
-
-
 def _scan_solution_regions(text, path, cell, problems):
     """SolutionRegion objects (body not yet filled) of text, by markers.solution_regions;
     its problems, and END markers indented unlike their BEGIN, go to problems."""
     where = f"{path}" + (f" cell {cell}" if cell is not None else "")
     found, said = solution_regions(text)
+    problems.extend(f"{where} line {lineno}: {sentence}" for lineno, sentence in said)
     lines = text.splitlines()
-    messages = []
-    for lineno, sentence in said:
-        key, message = _marker_problem(lines, lineno, sentence)
-        messages.append((key, f"{where} line {lineno}: {message}"))
     regions = []
     for region in found:
         if SOLUTION_END_RE.match(lines[region.end - 1])["indent"] != region.indent:
-            messages.append((region.end, (
-                f"{where} line {region.end}: END marker indented differently from its BEGIN "
-                f"marker at line {region.begin}")))
+            problems.append(f"{where} line {region.end}: END marker indented differently "
+                            f"from its BEGIN marker at line {region.begin}")
         regions.append(SolutionRegion(path, cell, region.begin, region.end, region.indent,
                                       region.notebook, region.section, region.function or ""))
-    problems.extend(_in_line_order(messages))
     return regions
 
 
-def _pair_solution_markers(marker_lines, path, cell, problems):
-    """SolutionRegion objects (body not yet filled) of the marker lines [(lineno, line)]:
-    markers.solution_regions reads them alone, every other line blank (so function is
-    unset: the caller finds it with ast).
-
-    Collects malformed, nested and unbalanced markers into problems.
-    """
-    lines = [""] * max((lineno for lineno, _ in marker_lines), default=0)
-    for lineno, line in marker_lines:
-        lines[lineno - 1] = line
-    return _scan_solution_regions("\n".join(lines), path, cell, problems)
-
-
-def _comment_marker_lines_py(text, path, problems):
-    """Marker-like comment lines of Python source, found with tokenize.
-
-    tokenize sees only real comments, so marker text inside strings (docstrings, this
-    package's own regexes, test fixtures) is never mistaken for a region.
-    """
-    found = []
+def _python_marker_text(text, path, problems):
+    """text with every line that names the marker words but is not a comment alone on its
+    line (a docstring, a string literal, code with a trailing comment) blanked, for
+    markers.solution_regions: tokenize sees only real comments. None when the text has no
+    marker words."""
+    if not _SOLUTION_WORD_RE.search(text):
+        return None
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError) as exc:
-        if _SOLUTION_WORD_RE.search(text):
-            problems.append(f"{path}: cannot tokenize ({exc}), so its markers cannot be read")
-        return found
+        problems.append(f"{path}: cannot tokenize ({exc}), so its markers cannot be read")
+        return None
+    comments = set()
     for tok in tokens:
-        if tok.type != tokenize.COMMENT or not _SOLUTION_WORD_RE.search(tok.string):
-            continue
-        line = tok.line.rstrip("\r\n")
-        if line.strip() != tok.string.strip():
-            problems.append(
-                f"{path} line {tok.start[0]}: a solution marker must be alone on its line"
-            )
-            continue
-        found.append((tok.start[0], line))
-    return found
+        if tok.type == tokenize.COMMENT and _SOLUTION_WORD_RE.search(tok.string):
+            if tok.line.strip() == tok.string.strip():
+                comments.add(tok.start[0])
+            else:
+                problems.append(
+                    f"{path} line {tok.start[0]}: a solution marker must be alone on its line")
+    lines = text.splitlines()
+    return "\n".join(line if n in comments or not _SOLUTION_WORD_RE.search(line) else ""
+                     for n, line in enumerate(lines, start=1))
 
 
 def _functions_by_span(tree):
@@ -299,11 +261,12 @@ def _apply_solution_regions(lines, regions):
 
 def _process_python(path, text, problems):
     """(released text, regions) of one .py file."""
-    marker_lines = _comment_marker_lines_py(text, path, problems)
-    if not marker_lines:
-        return text, []
     n_problems = len(problems)
-    regions = _pair_solution_markers(marker_lines, path, None, problems)
+    marker_text = _python_marker_text(text, path, problems)
+    regions = [] if marker_text is None else _scan_solution_regions(marker_text, path, None,
+                                                                     problems)
+    if not regions:
+        return text, []
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:

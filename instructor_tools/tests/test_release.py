@@ -8,8 +8,8 @@ Two kinds:
   other people's uncommitted work neither breaks it nor slips into it): the release's
   cs231n/ holds exactly the student's files and nothing of instructor_tools/ ships; it
   imports; its unit tests fail with NotImplementedError naming the function and notebook
-  section, and with nothing else; its notebooks first fail with NotImplementedError; its
-  README names only what it has.
+  section, and with nothing else; its notebooks first fail with NotImplementedError.
+  Its size, the coverage of each region and its README's commands: test_lean.py.
 """
 import base64
 import hashlib
@@ -33,9 +33,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from instructor_tools import release
-from instructor_tools.release import readme as readme_lint
-from student_tools import contract, submission
-from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT
+from instructor_tools.release import git as release_git, leaks
+from student_tools import contract
+from student_tools.markers import ANSWER_BEGIN, ANSWER_END, ANSWER_PROMPT, solution_regions
 
 REPO = Path(__file__).resolve().parents[2]
 B = "### BEGIN " + "SOLUTION"  # split: this file holds no marker of its own
@@ -384,15 +384,29 @@ def test_python_regions_keep_their_markers_and_lose_their_body(project):
     # Marker text in a docstring and in a string literal is not a region.
     assert f"mention {B} without" in text
     assert "MARKER_TEXT = " in text
-    problems = []
-    marker_lines = release._comment_marker_lines_py(text, "cs231n/layers.py", problems)
-    regions = release._pair_solution_markers(marker_lines, "cs231n/layers.py", None, problems)
+    regions, problems = solution_regions(text)
     assert problems == [] and len(regions) == 3
     lines = text.splitlines()
     for region in regions:
         body = lines[region.begin : region.end - 1]
         assert body[0] == region.indent + TODO
         assert body[1].startswith(region.indent + "raise NotImplementedError(") and len(body) == 2
+
+
+def test_marker_lines_inside_strings_are_no_regions():
+    """Only a comment alone on its line is a marker (tokenize): a whole marker line inside
+    a docstring neither opens a region nor breaks the pairing of the real ones."""
+    text = (f'def f(x):\n    """Example:\n\n    {B} ({NB}: "Scaling: forward pass")\n    """\n'
+            f'    {B} ({NB}: "Scaling: forward pass")\n    y = 2 * x\n    {E}\n    return y\n')
+    problems = []
+    released, regions = release.regions._process_python("cs231n/f.py", text, problems)
+    assert problems == [] and [(r.begin, r.end, r.function) for r in regions] == [(6, 8, "f")]
+    assert f'    {B} ({NB}: "Scaling: forward pass")\n    """' in released
+    assert "y = 2 * x" not in released
+    problems = []
+    release.regions._process_python("cs231n/f.py", text.replace(
+        "    y = 2 * x", f"    y = 2 * x  # {E}"), problems)
+    assert "cs231n/f.py line 7: a solution marker must be alone on its line" in problems
 
 
 def test_notebook_regions_answers_and_outputs(project):
@@ -524,23 +538,35 @@ def test_only_the_commit_ships_not_ignored_tracked_files(project):
                for n in plan.notes)
 
 
-@pytest.mark.parametrize("rel, expected", [
-    ("cs231n/layers.py", True), ("cs231n/classifiers/fc_net.py", True),
-    ("student_tools/submission.py", True), ("tests/test_layers.py", True),
-    ("tests/nbval_sanitize.cfg", True), ("BatchNormalization.ipynb", True),
-    ("datasets/get_datasets.sh", True), (".gitignore", True),
-    ("instructor_tools/release.py", False), ("instructor_tools/release/build.py", False),
-    ("instructor_tools/tests/test_release.py", False),
-    ("instructor_tools/grade/hidden/test_hidden.py", False), (".ci/run", False),
-    ("requirements-ci.txt", False), ("README.md", False), ("cs231n/notes.md", False),
-    ("cs231n_submission.zip", False), ("notebooks.pdf", False), ("cs231n/x.pkl", False),
-    ("tests/data/batch.npz", False), ("Scratch.ipynb", False), ("cs231n/layers.pyc", False),
-    ("cs231n/.ipynb_checkpoints/layers-checkpoint.py", False),
-    ("cs231n/__pycache__/layers.py", False), ("datasets/cifar-10-batches-py/readme.py", False),
-    ("release/cs231n-student/cs231n/layers.py", False), ("benchmarks/bench.py", False),
-])
-def test_allow_list(rel, expected):
-    assert release.is_shipped(rel) is expected
+ALLOW_LIST_CASES = {
+    "cs231n/layers.py": True, "cs231n/classifiers/fc_net.py": True,
+    "student_tools/submission.py": True, "tests/test_layers.py": True,
+    "tests/nbval_sanitize.cfg": True, "BatchNormalization.ipynb": True,
+    "datasets/get_datasets.sh": True, ".gitignore": True,
+    "instructor_tools/release.py": False, "instructor_tools/release/build.py": False,
+    "instructor_tools/tests/test_release.py": False,
+    "instructor_tools/grade/hidden/test_hidden.py": False, ".ci/run": False,
+    "requirements-ci.txt": False, "README.md": False, "cs231n/notes.md": False,
+    "cs231n_submission.zip": False, "notebooks.pdf": False, "cs231n/x.pkl": False,
+    "tests/data/batch.npz": False, "Scratch.ipynb": False, "cs231n/layers.pyc": False,
+    # on the list by their pathspec, stopped by the second lock
+    "cs231n/.ipynb_checkpoints/layers-checkpoint.py": False,
+    "cs231n/__pycache__/layers.py": False,
+    "datasets/cifar-10-batches-py/readme.py": False,
+    "release/cs231n-student/cs231n/layers.py": False, "benchmarks/bench.py": False,
+}
+
+
+def test_allow_list(tmp_path):
+    """git's pathspecs pick the committed files that ship, and the same ones untracked."""
+    root = make_checkout(tmp_path / "proj", {rel: "x = 1\n" for rel in ALLOW_LIST_CASES})
+    head = git(root, "rev-parse", "HEAD").decode().strip()
+    expected = sorted(rel for rel, shipped in ALLOW_LIST_CASES.items() if shipped)
+    assert sorted(release_git.shipped_files(root, head)) == expected
+    untracked = tmp_path / "untracked"
+    write_files(untracked, {rel: "x = 1\n" for rel in ALLOW_LIST_CASES})
+    git(untracked, "init", "-q")
+    assert release_git._work_tree_status(untracked) == ({}, expected)
 
 
 # ---------------------------------------------------------------------------
@@ -677,7 +703,7 @@ BAD_TREES = [
     pytest.param(_edit_layers("    out = scaled_secret_alpha.copy()\n",
                               f"    {B} ({NB}: \"Scaling: forward pass\")\n"
                               f"    out = scaled_secret_alpha.copy()\n"),
-                 r"line 13: solution region opened inside the region opened at line 11 "
+                 r"line 13: a solution region opens inside the one opened at line 11 "
                  r"\(regions cannot nest\)", id="nested"),
     pytest.param(_append_layers(f"\n{B} ({NB}: \"Scaling: forward pass\")\nmodule_level = 1\n{E}\n"),
                  r"cs231n/layers.py line \d+: solution region outside a function", id="outside-function"),
@@ -689,7 +715,7 @@ BAD_TREES = [
                               '(Missing.ipynb: "Scaling: backward pass")'),
                  r"names notebook 'Missing.ipynb', which is not in the release", id="unknown-notebook"),
     pytest.param(_edit_layers('    ' + B + f' ({NB}: "Scaling: forward pass")', "    " + B),
-                 r"line 11: malformed solution marker '### BEGIN SOLUTION'; expected", id="malformed"),
+                 r"line 11: a damaged solution marker: '### BEGIN SOLUTION'; expected", id="malformed"),
     pytest.param(_append_layers(f"\n\ndef cut(v):\n    total = max(\n        {B} ({NB}: "
                                 f"\"Scaling: forward pass\")\n        v, 1)\n    {E}\n    return total\n"),
                  r"the region cuts the statement at line \d+ in two", id="cuts-statement"),
@@ -979,7 +1005,7 @@ def test_given_code_and_plumbing_are_not_token_leaks(tmp_path, lines):
 
 
 def _tokens(text):
-    return release._token_streams(text)[-1][0]
+    return leaks._token_streams(text)[-1][0]
 
 
 @pytest.mark.parametrize("one, other", [
@@ -1105,19 +1131,6 @@ def test_an_answer_leak_is_caught(project, monkeypatch):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("Build it with `make release`.", "names `make release`, which is for instructors only"),
-    ("Time it: `make bench`.", "names `make bench`, which the release's Makefile lacks"),
-    ("```bash\npython -m instructor_tools.grade subs/\n```",
-     "names `python -m instructor_tools.grade`, which is not in the release"),
-    ("Install `requirements-ci.txt` too.", "names requirements-ci.txt, which is not in the release"),
-])
-def test_student_readme_names_only_what_the_release_has(tmp_path, line, problem):
-    files = {**fixture_files(), release.STUDENT_README: STUDENT_README + line + "\n"}
-    root = make_checkout(tmp_path / "proj", files)
-    assert refused(root) == [f"README.md (from {release.STUDENT_README}): {problem}"]
-
-
 def test_student_readme_required(tmp_path):
     files = fixture_files()
     del files[release.STUDENT_README]
@@ -1185,7 +1198,7 @@ def test_cli_summary(project, capsys):
 def _has_regions(root):
     for path in (root / "cs231n").rglob("*.py"):
         try:
-            plan_regions = release._comment_marker_lines_py(path.read_text(), str(path), [])
+            plan_regions = solution_regions(path.read_text())[0]
         except OSError:
             continue
         if plan_regions:
@@ -1215,8 +1228,8 @@ def real_release(tmp_path_factory):
     clone = tmp_path_factory.mktemp("clone") / "project"
     git(REPO.parent, "clone", "-q", "--no-checkout", str(REPO), str(clone))
     git(clone, "checkout", "-q", "--detach", head)
-    changed, _ = release._work_tree_status(REPO)
-    dirty = sorted(p for p in changed if release.is_shipped(p) or p == release.STUDENT_README)
+    changed, _ = release_git._work_tree_status(REPO)  # shipped files and the student README
+    dirty = sorted(changed)
     if dirty:
         warnings.warn(f"the release tests use the last commit; uncommitted changes to "
                       f"{', '.join(dirty)} are not part of it", stacklevel=1)
@@ -1251,8 +1264,13 @@ def test_real_release_ships_only_the_allow_list(real_release):
     shipped = [rel for rel in shipped_files(release_dir)
                if not rel.startswith("datasets/cifar-10-batches-py")]
     assert shipped == plan.files
-    expected = sorted([rel for rel in _tracked(clone) if release.is_shipped(rel)]
-                      + ["README.md", contract.FINGERPRINT])
+    # the allow-list, written out: .py files of the three packages and these names
+    listed = ("tests/nbval_sanitize.cfg", "BatchNormalization.ipynb", "Dropout.ipynb",
+              "cs231n.jupyterlab-workspace", "datasets/get_datasets.sh", "Makefile",
+              "pyproject.toml", "requirements.txt", "collectSubmission.sh", ".gitignore")
+    expected = sorted([rel for rel in _tracked(clone) if rel in listed or (
+        rel.split("/")[0] in ("cs231n", "student_tools", "tests") and rel.endswith(".py"))]
+        + ["README.md", contract.FINGERPRINT])
     assert shipped == expected
     assert not [rel for rel in shipped if rel.startswith(("instructor_tools/", ".ci/"))]
     assert "requirements-ci.txt" not in shipped
@@ -1266,23 +1284,9 @@ def test_real_release_student_files_match_the_submission_list(real_release):
     _, plan, _ = real_release
     py_with_regions = sorted({r.path for r in plan.regions if r.path.endswith(".py")})
     assert py_with_regions == sorted(contract.REGION_FILES)
-    assert set(contract.REGION_FILES) <= set(submission.STUDENT_CODE)
+    assert set(contract.REGION_FILES) <= set(contract.REQUIRED_CODE)
     notebooks = sorted({r.notebook for r in plan.regions})
-    assert set(notebooks) <= set(submission.NOTEBOOKS)
-
-
-@needs_solution
-def test_real_release_readme_commands_exist(real_release):
-    release_dir, _, _ = real_release
-    readme = (release_dir / "README.md").read_text()
-    targets = readme_lint._makefile_targets((release_dir / "Makefile").read_text())
-    commands = set(readme_lint.MAKE_COMMAND_RE.findall(readme_lint.readme_code(readme)))
-    assert {"test", "notebooks", "check", "lab"} <= commands
-    assert commands <= set(targets), f"README names make targets the Makefile lacks: {commands}"
-    assert not [c for c in commands if readme_lint.INSTRUCTORS_ONLY_TARGET in targets[c]]
-    for rel in ("requirements.txt", "pyproject.toml", "datasets/get_datasets.sh",
-                "collectSubmission.sh"):
-        assert (release_dir / rel).is_file(), rel
+    assert set(notebooks) <= set(contract.NOTEBOOKS)
 
 
 @needs_solution
@@ -1380,7 +1384,7 @@ def test_real_release_token_check_catches_each_region_renamed(real_release):
     is refused anywhere, and so is each decisive line alone, renamed; among them the
     closed-form dx of batchnorm_backward_alt and dropout's mask."""
     _, plan, _ = real_release
-    index = release._token_needles(plan.regions)
+    index = leaks._token_needles(plan.regions)
     needles = [n for found in index.values() for n in found]
     covered = {n.described for n in needles}
 
@@ -1391,7 +1395,7 @@ def test_real_release_token_check_catches_each_region_renamed(real_release):
 
     for region in plan.regions:
         described = f"the solution region at {region.where()}"
-        tokens, _ = release._region_tokens(region)
+        tokens, _ = leaks._region_tokens(region)
         if len(tokens) >= release.WINDOW_TOKENS:
             assert described in covered, f"{described}: all of it is in the given code"
         if described in covered:
@@ -1405,7 +1409,7 @@ def test_real_release_token_check_catches_each_region_renamed(real_release):
     assert any(_tokens(n.statement) == _tokens("dx = (g * s / n) * (n * d - b - h * k)")
                for n in alt), "the closed-form dx of batchnorm_backward_alt is not decisive"
     dropout = next(r for r in plan.regions if r.function == "dropout_forward")
-    mask = [said for _, said, comment in release._region_tokens(dropout)[1]
+    mask = [said for _, said, comment in leaks._region_tokens(dropout)[1]
             if not comment and said.startswith("mask =")]
     assert mask, "dropout_forward's region has no 'mask = ...' statement"
     assert refused_as(_renamed(mask[0]), f"the solution region at {dropout.where()}"), mask[0]
@@ -1420,10 +1424,10 @@ def test_token_readings_agree_on_the_projects_python(real_release):
         if not rel.endswith(".py"):
             continue
         text = (clone / rel).read_text()
-        python = release._python_raw(text)
+        python = leaks._python_raw(text)
         assert python is not None, rel
-        regex = release._regex_raw(release._blank_comments(text))
-        assert release._normal_tokens(python[0]) == release._normal_tokens(regex), rel
+        regex = leaks._regex_raw(leaks._blank_comments(text))
+        assert leaks._normal_tokens(python[0]) == leaks._normal_tokens(regex), rel
 
 
 _NOT_IMPLEMENTED_RE = re.compile(
@@ -1467,7 +1471,7 @@ def test_real_release_unit_tests_fail_only_with_not_implemented(real_release, tm
 
 
 @needs_solution
-@pytest.mark.parametrize("notebook", submission.NOTEBOOKS)
+@pytest.mark.parametrize("notebook", contract.NOTEBOOKS)
 def test_real_release_notebook_first_fails_with_not_implemented(real_release, notebook,
                                                                  monkeypatch):
     nbclient = pytest.importorskip("nbclient")
