@@ -27,16 +27,9 @@ Conventions that bite (read these once):
 """
 import numpy as np
 
-from cs231n.validation import (
-    check_batchnorm_inputs,
-    check_dout,
-    check_dropout_cache,
-    check_dropout_inputs,
-    check_norm_cache,
-    check_norm_inputs,
-    check_shape,
-    check_softmax_inputs,
-)
+from cs231n.validation import (check_batchnorm_inputs, check_dout, check_dropout_cache,
+                               check_dropout_inputs, check_norm_cache, check_norm_inputs,
+                               check_shape, check_softmax_inputs)
 
 # What ``from cs231n.layers import *`` gives: every layer function (CS231N's names).
 __all__ = [
@@ -86,10 +79,7 @@ def affine_backward(dout, cache):
 
 
 def relu_forward(x):
-    """Rectified linear unit: out = max(x, 0), elementwise.
-
-    Inputs:
-    - x: array of any shape
+    """Rectified linear unit: out = max(x, 0), elementwise, for x of any shape.
 
     Returns (out, cache): out has x's shape; cache is x.
     """

@@ -221,6 +221,35 @@ def test_progress_bar_opt_in(capsys):
     assert "Solver" in err and "8/8" in err
 
 
+def test_progress_bar_is_the_module_level_tqdm(monkeypatch):
+    """tqdm is a declared dependency: the solver imports it at the top, once, with no
+    deferred import or fallback, so the bar is the module's tqdm."""
+    import cs231n.solver as solver_module
+
+    made = []
+
+    class FakeBar:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def update(self, n):
+            made.append(n)
+
+        def write(self, line):
+            made.append(line)
+
+        def close(self):
+            made.append("closed")
+
+    monkeypatch.setattr(solver_module, "tqdm", FakeBar)  # fails if solver has no tqdm name
+    data = random_data(n_train=20, n_val=5)
+    model = FullyConnectedNet([6], input_dim=48, num_classes=5, seed=0)
+    Solver(model, data, batch_size=10, num_epochs=1, print_every=5, progress=True).train()
+    assert made[0] == {"total": 2, "unit": "it", "desc": "Solver"}
+    assert made.count(1) == 2 and made[-1] == "closed"
+    assert any(str(m).startswith("(Iteration 1 / 2)") for m in made), "lines go through the bar"
+
+
 def test_reproducible_with_np_random_seed():
     data = random_data()
 
