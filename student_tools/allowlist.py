@@ -1,37 +1,22 @@
 """The allow-list an answer region's code must pass before the grader runs it.
 
-The grader runs only the bodies of the solution regions, spliced into the course's own
-files; the submission packer runs the same check to warn students before they zip.
-``check_body`` reads one region body as an AST and returns a Refusal for everything
-outside the list below; an empty list means the region may run. Nothing is executed.
+The grader runs only the solution region bodies, spliced into the course's own files; the
+packer runs the same check to warn students before they zip. ``check_body`` reads a body as
+an AST (nothing is executed) and returns a Refusal for everything not allowed here:
 
-Allowed:
-- arithmetic, comparisons, boolean ops, constants, subscripts and slices, ``@``,
-  tuple unpacking, starred, f-strings and ``%`` formatting, ``assert``;
-- ``if``/``for``/``while``/``break``/``continue``/``pass``/``return``, comprehensions and
-  generator expressions, nested ``def`` (no decorators) and ``lambda``;
-- names: the enclosing function's (``bound``), the region's own variables (including
-  ``_name``s it assigns itself), SAFE_BUILTINS, the built-in exception classes (subclasses
-  of Exception), the layer functions (``functions``) and ``np``;
-- ``np.<name>``, ``np.random.<name>``, ``np.linalg.<name>``, ``np.fft.<name>`` for the
-  public non-module names of those modules minus NUMPY_DENIED (``np`` itself and its
-  submodules may only be used as the start of such a path, never as values);
-- any other attribute whose name is a public attribute of ATTRIBUTE_TYPES (the arrays,
-  scalars, dtypes, generators, ufuncs and Python values a region touches), and any
-  attribute of ``self`` itself (``self.params``); minus DENIED_ATTRIBUTES and names
-  starting with DENIED_ATTRIBUTE_PREFIXES (``_``, ``co_``, ``f_``, ``gi_``, ...);
-- assignment to names, and to attributes/items rooted in a variable of the region or of
-  its function (``self.params["W1"] = ...``, ``x[mask] = 0``);
-- ``raise`` of a built-in exception class (``raise ValueError(f"...")``).
+- arithmetic, comparisons, constants, subscripts, slices, ``@``, unpacking, f-strings,
+  ``assert``, ``if``/``for``/``while``/``break``/``continue``/``pass``/``return``,
+  comprehensions, nested ``def`` (no decorators), ``lambda``, ``raise`` of a built-in
+  exception class;
+- names: the enclosing function's (``bound``), the region's own (``_name``s only if it
+  assigns them), SAFE_BUILTINS, built-in exception classes, the layer functions and ``np``;
+- ``np.<name>`` and ``np.random|linalg|fft.<name>`` (public, not modules, minus
+  NUMPY_DENIED); other attributes public on ATTRIBUTE_TYPES, and any public one of ``self``;
+- assignment to names, and to attributes or items of the region's or function's variables.
 
-Refused: everything else, notably import, global, nonlocal, class, try, with, del,
-async/await, yield, match, decorators, DENIED_NAMES (even when bound), names starting
-with ``_`` that the region does not assign itself, assignment to anything rooted outside
-the region's and its function's variables (``np.mean = ...``), rebinding ``np`` or
-``self``, and dunder names anywhere.
-
-SAFE_BUILTINS: range len enumerate zip min max abs sum float int bool tuple list dict
-isinstance print reversed sorted round any all str set map divmod pow.
+Refused, notably: import, global, nonlocal, class, try, with, del, async, yield, match,
+DENIED_NAMES (even when bound), DENIED_ATTRIBUTES and DENIED_ATTRIBUTE_PREFIXES, dunder
+names, stores through anything else (``np.mean = ...``), rebinding ``np`` or ``self``.
 """
 import ast
 import builtins
@@ -46,53 +31,36 @@ import numpy.linalg
 import numpy.random
 
 # ---------------------------------------------------------------- the allow-list, as data
-SAFE_BUILTINS = frozenset({
-    "range", "len", "enumerate", "zip", "min", "max", "abs", "sum", "float", "int", "bool",
-    "tuple", "list", "dict", "isinstance", "print",
-    "reversed", "sorted", "round", "any", "all", "str", "set", "map", "divmod", "pow",
-})
-EXCEPTIONS = frozenset(
-    name for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, Exception)
-)
+SAFE_BUILTINS = frozenset("""range len enumerate zip min max abs sum float int bool tuple list
+    dict isinstance print reversed sorted round any all str set map divmod pow""".split())
+EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
+                       if isinstance(value, type) and issubclass(value, Exception))
 # Refused even when the enclosing function or the notebook binds them.
-DENIED_NAMES = frozenset({
-    "open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr",
-    "delattr", "__import__", "breakpoint", "input", "type", "object", "super", "memoryview",
-    "help", "exit", "quit", "get_ipython", "In", "Out",
-})
+DENIED_NAMES = frozenset("""open exec eval compile globals locals vars getattr setattr delattr
+    __import__ breakpoint input type object super memoryview help exit quit get_ipython In
+    Out""".split())
 # The layer functions a region may call (cs231n.layers.__all__ + layer_utils' sandwiches).
-LAYER_FUNCTIONS = (
-    "affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss",
-    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-    "layernorm_forward", "layernorm_backward", "dropout_forward", "dropout_backward",
-    "affine_relu_forward", "affine_relu_backward",
-    "affine_norm_relu_forward", "affine_norm_relu_backward",
-)
+LAYER_FUNCTIONS = tuple("""affine_forward affine_backward relu_forward relu_backward
+    softmax_loss batchnorm_forward batchnorm_backward batchnorm_backward_alt layernorm_forward
+    layernorm_backward dropout_forward dropout_backward affine_relu_forward affine_relu_backward
+    affine_norm_relu_forward affine_norm_relu_backward""".split())
 NUMPY_SUBMODULES = ("random", "linalg", "fft")
-NUMPY_DENIED = frozenset({
-    "load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt",
-    "fromfile", "fromregex", "memmap", "DataSource", "ctypeslib", "lib", "f2py", "testing",
-    "distutils", "test",
-})
+NUMPY_DENIED = frozenset("""load save savez savez_compressed savetxt loadtxt genfromtxt fromfile
+    fromregex memmap DataSource ctypeslib lib f2py testing distutils test""".split())
 ATTRIBUTE_TYPES = (
     np.ndarray, np.generic, np.float64, np.float32, np.int64, np.bool_, np.dtype, np.ufunc,
     np.random.Generator, np.random.RandomState, dict, list, tuple, str, int, float, bool, range,
 )
-DENIED_ATTRIBUTES = NUMPY_DENIED | {
-    "tofile", "ctypes", "cffi", "capsule", "dump", "dumps", "format", "format_map", "mro",
-    "cell_contents",
-}
+DENIED_ATTRIBUTES = NUMPY_DENIED | set("""tofile ctypes cffi capsule dump dumps format format_map
+    mro cell_contents""".split())
 DENIED_ATTRIBUTE_PREFIXES = ("_", "co_", "f_", "gi_", "cr_", "ag_", "tb_", "func_", "im_")
 REFUSED_CONSTRUCTS = {
     ast.Import: "import", ast.ImportFrom: "import", ast.Global: "global",
     ast.Nonlocal: "nonlocal", ast.ClassDef: "class", ast.Try: "try", ast.With: "with",
     ast.Delete: "del", ast.AsyncFunctionDef: "async", ast.AsyncFor: "async",
     ast.AsyncWith: "async", ast.Await: "await", ast.Yield: "yield",
-    ast.YieldFrom: "yield from", ast.Match: "match",
+    ast.YieldFrom: "yield from", ast.Match: "match", ast.TryStar: "try",
 }
-if hasattr(ast, "TryStar"):  # 3.11+
-    REFUSED_CONSTRUCTS[ast.TryStar] = "try"
 ALLOWED_NODES = (
     ast.Module, ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.If, ast.For,
     ast.While, ast.Break, ast.Continue, ast.Pass, ast.Return, ast.FunctionDef, ast.Assert,
@@ -117,9 +85,7 @@ def _numpy_names(module):
 
 
 # np's tree: a dict is a module (must be followed by an attribute), None a leaf.
-NUMPY_TREE = _numpy_names(np) | {
-    sub: _numpy_names(getattr(np, sub)) for sub in NUMPY_SUBMODULES
-}
+NUMPY_TREE = _numpy_names(np) | {sub: _numpy_names(getattr(np, sub)) for sub in NUMPY_SUBMODULES}
 ATTRIBUTES = frozenset(n for t in ATTRIBUTE_TYPES for n in dir(t) if _public(n))
 
 
@@ -281,9 +247,4 @@ def check_body(source: str, bound: Iterable[str] = (), *,
     checker = _Checker(lines, frozenset(bound), frozenset(functions),
                        _binds([tree], with_args=True))
     checker.visit(tree)
-    seen, refusals = set(), []
-    for refusal in sorted(checker.refusals, key=lambda r: r.line):
-        if refusal not in seen:
-            seen.add(refusal)
-            refusals.append(refusal)
-    return refusals
+    return sorted(dict.fromkeys(checker.refusals), key=lambda r: r.line)  # each one once

@@ -1,15 +1,10 @@
 """The marker grammar shared by the release builder, the submission packer and the grader.
 
-Solution regions (package ``.py`` files and notebook code cells)::
-
-    ### BEGIN SOLUTION (<notebook>.ipynb: "<section>")
-    ... the solution's statements ...
-    ### END SOLUTION
-
-Answer regions (notebook markdown cells): the lines between ANSWER_BEGIN and ANSWER_END.
-In the student release they hold ANSWER_PROMPT, which a submission must replace.
-
-The marker words are assembled from parts so that no line of this file reads as a marker.
+Solution regions (``.py`` files, notebook code cells): the lines between
+``### BEGIN SOLUTION (<notebook>.ipynb: "<section>")`` and ``### END SOLUTION``. Answer
+regions (markdown cells): the lines between ANSWER_BEGIN and ANSWER_END; a release puts
+ANSWER_PROMPT there, which a submission must replace. The marker words are assembled from
+parts so that no line of this file reads as a marker.
 """
 import re
 
@@ -32,16 +27,11 @@ ANSWER_PROMPT = "*Your answer:* (write here)"
 
 
 def answer_blocks(markdown):
-    """Scan one markdown cell for answer regions, in order.
-
-    Yields (event, lineno, text), lineno 1-based:
-    - ("answer", line of the END marker, the stripped text between the markers);
-    - ("begin_twice", line of the second BEGIN): a region opened inside an open one; the
-      text collected so far is dropped and the region starts again there;
-    - ("end_without_begin", line of the END, None): nothing open, the END is ignored;
-    - ("unclosed", line of the BEGIN, None): the cell ends inside a region.
-    Marker lines match after stripping white space.
-    """
+    """The answer regions of one markdown cell, in order, as (event, lineno, text):
+    ("answer", END line, the stripped text between the markers); ("begin_twice", second
+    BEGIN line, None): the text so far is dropped, the region starts again there;
+    ("end_without_begin", END line, None): ignored; ("unclosed", BEGIN line, None): the cell
+    ends inside a region. Marker lines match after stripping white space."""
     body, opened_at = None, None
     for lineno, line in enumerate(markdown.splitlines(), start=1):
         stripped = line.strip()
@@ -100,13 +90,9 @@ def enclosing_function(lines, lineno, indent):
 
 
 def solution_regions(text):
-    """(regions, problems) of one text (a .py file or a code cell), regions in order.
-
-    A marker is a line that matches SOLUTION_BEGIN_RE or SOLUTION_END_RE; any other line
-    naming the marker words inside a comment is reported, as are a BEGIN inside an open
-    region, an END without BEGIN and a region never closed. Problems are
-    ``(lineno, sentence)``.
-    """
+    """(regions, problems) of one text (a .py file or a code cell), regions in order;
+    problems are ``(lineno, sentence)``: a comment naming the marker words that is not a
+    marker, a BEGIN inside an open region, an END without BEGIN, a region never closed."""
     lines = text.splitlines()
     regions, problems, open_at = [], [], None
     for lineno, line in enumerate(lines, start=1):

@@ -3,29 +3,25 @@
     python -m student_tools.run_notebooks BatchNormalization.ipynb Dropout.ipynb
 
 Each notebook runs in a fresh kernel through nbconvert's ExecutePreprocessor, as
-`jupyter nbconvert --to notebook --execute --inplace` did (kernel in the notebook's folder,
-no timing metadata, 1800 s per cell), with three differences:
-
-- Progress: "NOTEBOOK: cell i of n" as each code cell starts; a run takes minutes.
-- All or nothing: all notebooks are executed in memory first, and the files replaced (each
-  through a temporary file renamed over it) only when every one ran; nbconvert --inplace
-  rewrote the first notebook even when the second then failed. On a failure the exit status
-  is 1 and the message names the notebook, the cell's section heading and first line.
-- Tidy streams (``tidy_outputs``): the kernel cuts printed text into messages by timing, so
-  every run stored other pieces and a second run changed the files; progress bars left
-  carriage returns and escape sequences. Stored now: consecutive stdout (stderr) pieces as
-  one output, holding the text as it finally shows.
+`jupyter nbconvert --to notebook --execute --inplace` would (kernel in the notebook's folder,
+no timing metadata, TIMEOUT_S per cell), but: it prints "NOTEBOOK: cell i of n" as each code
+cell starts; it writes the files only when every notebook ran (on a failure, exit status 1
+and a message naming the notebook, the cell's section and first line); and it tidies
+streams (``tidy_outputs``): the kernel cuts printed text into messages by timing and
+progress bars leave carriage returns and escape sequences, so a second run changed the
+files. Stored: consecutive stdout (stderr) pieces as one output, the text as it shows.
 """
-import os
 import re
-import shutil
+import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import ExecutePreprocessor
+
+from student_tools import contract
+from student_tools.atomic import write_atomic
 
 TIMEOUT_S = 1800  # per cell, as the Makefile gave nbconvert
 
@@ -35,16 +31,12 @@ TIMEOUT_S = 1800  # per cell, as the Makefile gave nbconvert
 _CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
 # Text with escape sequences, cut into: ESC [ params letter, another escape, \n \r \b, plain text.
 _TOKEN = re.compile(r"\x1b\[([0-9;?]*)([@-~])|\x1b.?|[\n\r\x08]|[^\x1b\n\r\x08]+", re.DOTALL)
-_HEADING = re.compile(r"^#{1,6}\s+(.+)")
 
 
 def _terminal(text):
-    """What a terminal shows after `text`: the lines of a model screen with a cursor.
-
-    Handles what progress bars send: newline, carriage return, backspace, cursor up and down
-    (CSI A, B) and erase in line (CSI K); writing overwrites. Other sequences (colours
-    included) are dropped, so the result holds no escape character.
-    """
+    """What a terminal shows after `text`, played on a model screen: newline, carriage
+    return, backspace, cursor up and down (CSI A, B), erase in line (CSI K), writing
+    overwrites; other sequences (colours too) are dropped: no escape character is left."""
     lines, row, col = [""], 0, 0
     for m in _TOKEN.finditer(text):
         tok, cmd = m.group(), m.group(2)
@@ -69,15 +61,10 @@ def _terminal(text):
 
 
 def final_text(text):
-    """The text a stream shows once every redraw is done (no escape characters left).
-
-    Text without escape sequences gets nbval's rule, which shows the same as a terminal when
-    each redraw is at least as long as the line it replaces (tqdm pads to make it so). Text
-    with them is played on a model terminal (nbval cannot match it to a new run's anyway).
-    """
-    if "\x1b" in text:
-        return _terminal(text)
-    return _CARRIAGE_RETURN.sub("", text)
+    """The text a stream shows once every redraw is done. Without escape sequences, nbval's
+    rule: it shows what a terminal does when each redraw is at least as long as the line it
+    replaces (tqdm pads so); with them, a model terminal (nbval cannot match those anyway)."""
+    return _terminal(text) if "\x1b" in text else _CARRIAGE_RETURN.sub("", text)
 
 
 def tidy_outputs(outputs):
@@ -85,10 +72,9 @@ def tidy_outputs(outputs):
     text. How the kernel split the text depends on timing; the merged text does not."""
     merged = []
     for out in outputs:
-        last = merged[-1] if merged else None
-        if (out.output_type == "stream" and last is not None and last.output_type == "stream"
-                and last.name == out.name):
-            last.text += out.text
+        if merged and out.output_type == merged[-1].output_type == "stream" \
+                and merged[-1].name == out.name:
+            merged[-1].text += out.text
         else:
             merged.append(out)
     mid_line = set()  # names whose text so far stops inside a line (e.g. a bar, then a plot)
@@ -110,10 +96,7 @@ def tidy_outputs(outputs):
 
 def describe(nb, index):
     """'"<section heading>" | <first line>' of cell `index`, to say where a run is or failed."""
-    heading = next((m.group(1).strip() for cell in reversed(nb.cells[:index])
-                    if cell.cell_type == "markdown"
-                    for m in map(_HEADING.match, reversed(cell.source.splitlines())) if m),
-                   "(no heading)")
+    heading = contract.headings(nb)[index] or "(no heading)"
     first = next((line.strip() for line in nb.cells[index].source.splitlines() if line.strip()),
                  "(empty cell)")
     return f'"{heading}" | {first[:90]}'
@@ -124,8 +107,7 @@ class ProgressExecutor(ExecutePreprocessor):
 
     def __init__(self, name, **kw):
         super().__init__(timeout=TIMEOUT_S, record_timing=False, **kw)
-        self.name = name
-        self.where = None  # the cell running now, for the error message
+        self.name, self.where = name, None  # where: the cell running now, for the error message
 
     def preprocess(self, nb, resources=None, km=None):
         code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
@@ -145,22 +127,9 @@ class ProgressExecutor(ExecutePreprocessor):
 
 
 def write_all(executed):
-    """Write each notebook to a temporary file beside it, then rename them over the files:
-    a file is the old one or the complete new one, never half written."""
-    temps = []
-    try:
-        for path, nb in executed:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps.append(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(nbformat.writes(nb) + "\n")  # what nbconvert --inplace writes
-            shutil.copymode(path, tmp)
-        for (path, _), tmp in zip(executed, temps):
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    """Write each (path, notebook) as nbconvert --inplace does: atomically, mode kept."""
+    for path, nb in executed:
+        write_atomic(path, nbformat.writes(nb) + "\n", mode=stat.S_IMODE(path.stat().st_mode))
 
 
 def main(argv=None):

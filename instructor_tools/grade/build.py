@@ -3,16 +3,17 @@
 ``build(course, notebooks_dir, student, dest)`` writes into ``dest``:
 
 - ``cs231n/``: every module of the course's package. Files with answer regions
-  (``contract.REGION_FILES``) get the student's region bodies spliced in, each checked
-  against the allow-list first (a refused body becomes a ``raise``); every other module is
-  the course's own, whatever the student sent.
+  (``contract.REGION_FILES``) get the student's region bodies spliced in
+  (``splice.splice``), each checked against the allow-list first (a refused body becomes
+  a ``raise``); every other module is the course's own, whatever the student sent.
 - the notebooks: the course's cells, tags and metadata with the student's regions, stored
-  outputs and answers (``contract.notebook_for_run``); nbval then compares the student's
+  outputs and answers (``splice.notebook_for_run``); nbval then compares the student's
   outputs with what the course's code, run on the student's regions, prints.
 
 Nothing else of the submission reaches ``dest``, so nothing else of it runs. What was
 ignored is returned, for the feedback.
 """
+import os
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from instructor_tools.grade import bounded
+from instructor_tools.grade import bounded, splice
 from student_tools import contract
 
 # CPython 3.11's ast module is not safe to use from two threads at once ("SystemError: AST
@@ -34,7 +35,7 @@ MAX_NOTEBOOK_CELLS = 2000
 
 @dataclass
 class Built:
-    regions: list = field(default_factory=list)  # [contract.RegionResult]
+    regions: list = field(default_factory=list)  # [splice.RegionResult]
     outside: list = field(default_factory=list)  # sentences: ignored differences
     problems: list = field(default_factory=list)  # marker problems, unreadable files
     notebooks: dict = field(default_factory=dict)  # name -> built (True) or why not (str)
@@ -43,10 +44,12 @@ class Built:
 
 
 def _student_text(path, built, rel):
+    # Missing is not unreadable: a submission may lack a course file that is not required
+    # (the course's copy is used), and that is not worth a line in the feedback.
+    if not os.path.lexists(path):
+        return None
     try:
         return bounded.read_regular(path, MAX_SOURCE_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        return None
     except (bounded.Unreadable, UnicodeDecodeError, OSError) as exc:
         built.problems.append(f"{rel}: unreadable ({exc}): graded as if missing")
         return None
@@ -63,7 +66,7 @@ def build_package(course, student, dest, built):
         course_text = (Path(course) / rel).read_text(encoding="utf-8")
         text = _student_text(Path(student) / rel, built, rel)
         if rel in contract.REGION_FILES:
-            spliced = contract.splice(rel, course_text, text if text is not None else "")
+            spliced = splice.splice(rel, course_text, text if text is not None else "")
             built.regions += spliced.regions
             built.problems += spliced.problems
             if text is not None:
@@ -94,10 +97,10 @@ def build_notebook(name, course_nb_path, student, dest, built):
         built.notebooks[name] = f"unreadable: {exc}"
         return
     course_nb = nbformat.read(course_nb_path, as_version=4)
-    plan = contract.plan_notebook(name, course_nb, student_nb)
+    plan = splice.plan_notebook(name, course_nb, student_nb)
     built.outside += plan.differences
     built.regions += plan.regions
-    nb = contract.notebook_for_run(name, course_nb, student_nb, plan)
+    nb = splice.notebook_for_run(name, course_nb, student_nb, plan)
     built.labels[name] = [
         contract.cell_label(student_nb, plan.pairs[i]) if i in plan.pairs
         else f"course cell missing from the submission: {contract.cell_label(course_nb, i)}"
@@ -123,9 +126,9 @@ def _build_network(course, student, dest):
         target = Path(dest) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text(encoding="utf-8")
-        if rel == contract.NETWORK_FILE:
+        if rel == splice.NETWORK_FILE:
             mine = _student_text(Path(student) / rel, Built(), rel)
-            text = contract.splice(rel, text, mine if mine is not None else "").text
+            text = splice.splice(rel, text, mine if mine is not None else "").text
         target.write_text(text, encoding="utf-8")
 
 

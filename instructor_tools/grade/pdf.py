@@ -11,8 +11,8 @@ cached result whose PDF is missing). For one submission:
    4 GiB and never more than the submission's, a tmpfs as /tmp and a deadline of
    PDF_SECONDS; with bubblewrap also no network, and of the host only
    /usr, the Python environment, the fonts' and Chromium's configuration, the notebooks and
-   student_tools/notebook_pdf.py, all read-only):
-   a. ``python notebook_pdf.py pages`` (the packer's sanitizer: bleach through nbconvert's
+   grade/pdf_page.py, all read-only):
+   a. ``python pdf_page.py pages`` (the sanitizer: bleach through nbconvert's
       ``sanitize_html``, a pass over the whole page, a Content-Security-Policy; the only
       scripts are MathJax and its configuration, from local files) writes one page per
       notebook, with a banner naming the submission, the notebook's sha256 and the verdict
@@ -23,7 +23,7 @@ cached result whose PDF is missing). For one submission:
       sandbox (a user namespace) where it can start one there; where it cannot, it runs with
       ``--no-sandbox`` only inside bubblewrap or ``unshare -n`` as the box's own uid, whose
       namespaces stand in for it (``result["pdf"]["chromium_sandbox"]`` says which).
-   c. ``python notebook_pdf.py merge`` joins the pages with pypdf (one bookmark a notebook).
+   c. ``python pdf_page.py merge`` joins the pages with pypdf (one bookmark a notebook).
    The grader parses none of it: it copies the merged file (opened O_NOFOLLOW|O_NONBLOCK, a
    regular file of at most MAX_PDF_BYTES that starts with %PDF-) to OUT/notebooks/.
 3. Without Chromium or MathJax, or when printing fails, the sanitized HTML of both notebooks
@@ -33,11 +33,11 @@ cached result whose PDF is missing). For one submission:
 ``result["pdf"]``: ``kind`` ("pdf", "html" or "none"), ``path`` (relative to OUT), ``why``
 (empty for a PDF of every notebook), ``outputs_reproduce`` (the verdict, next to the PDF for
 the TAs), ``notebooks`` ({name: sha256} of what was printed), ``sha256`` (the zip's), ``pages``,
-``chromium_sandbox``, ``isolation`` and ``seconds``. Chromium and MathJax are found as the
-packer finds them (student_tools.notebook_pdf.pdf_tools): CS231N_BROWSER / CS231N_MATHJAX,
-else the usual places. ``--no-pdf`` (Options.pdf False) skips all of this.
+``chromium_sandbox``, ``isolation`` and ``seconds``. Chromium and MathJax: ``find_tools``.
+``--no-pdf`` (Options.pdf False) skips all of this.
 """
 import hashlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -47,10 +47,9 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from instructor_tools.grade import bounded, unpack
+from instructor_tools.grade import bounded, pdf_page, unpack
 from instructor_tools.grade.isolation import Budget, SubmissionBox
 from instructor_tools.grade.sandbox import Limits, Mount, describe
-from student_tools import notebook_pdf
 from student_tools.atomic import write_atomic
 
 FOLDER = "notebooks"  # OUT/notebooks/
@@ -66,38 +65,120 @@ BUDGET = Budget(memory_bytes=4 * 2**30, processes=256, disk_bytes=512 * 2**20, f
 # Read-only host folders Chromium needs inside bubblewrap (where they exist): the fonts'
 # configuration, and Debian's launcher script's settings.
 ETC_MOUNTS = ("/etc/fonts", "/etc/chromium.d", "/etc/chromium")
-EXTRA_FLAGS = ("--disable-dev-shm-usage",)  # bubblewrap's /dev/shm is not writable
+# The tools, named by these variables or found where they are usually installed: any
+# Chromium (Chromium, Google Chrome, Microsoft Edge) on PATH under BROWSER_NAMES; MathJax 2.7
+# (not 3: it has no MathJax.js), read from files, never from the web: Debian's libjs-mathjax
+# (Fedora's mathjax too), Arch's mathjax2, or the PyPI package jupyter-server-mathjax.
+BROWSER_ENV = "CS231N_BROWSER"
+MATHJAX_ENV = "CS231N_MATHJAX"
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
+                 "chrome", "microsoft-edge", "microsoft-edge-stable", "msedge")
+MATHJAX_SYSTEM_PATHS = tuple(Path(f"/usr/share/{folder}/MathJax.js")
+                             for folder in ("javascript/mathjax", "mathjax2", "mathjax"))
+MATHJAX_PIP_PACKAGE = "jupyter_server_mathjax"
+INSTALL_HINT = "sudo apt-get install chromium libjs-mathjax"
+# Headless print with no first-run or network chatter, and time for MathJax to typeset
+# before the page is printed. Deliberately absent: --allow-file-access-from-files and
+# --disable-web-security; --no-sandbox only where _print_pages says.
+BROWSER_FLAGS = (
+    "--headless", "--disable-gpu", "--no-pdf-header-footer",
+    "--virtual-time-budget=10000", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--disable-extensions", "--block-new-web-contents",
+    "--disable-dev-shm-usage",  # bubblewrap's /dev/shm is not writable
+)
 SANDBOX_KEPT = "kept: Chromium's own sandbox (a user namespace) inside the box"
 SANDBOX_OFF = ("--no-sandbox: Chromium could not start its own sandbox here; the box's "
                "namespaces (no network, no host files) and its unprivileged uid stand in")
 
 
 def find_tools(environ=None):
-    """(browser, MathJax.js, why not): as the packer finds them (CS231N_BROWSER and
-    CS231N_MATHJAX, else the usual places); why is "" when both were found."""
+    """(browser, MathJax.js, why not); why is "" when both were found. Each is the path that
+    BROWSER_ENV / MATHJAX_ENV names where set (a wrong path: that tool is missing, and why
+    says what was expected), else Chromium on PATH (BROWSER_NAMES) and MathJax 2.7 in the
+    usual places (MATHJAX_SYSTEM_PATHS, then the pip package)."""
     environ = os.environ if environ is None else environ
-    found, problems, missing = notebook_pdf.find_pdf_tools(), [], []
-    tools = []
-    for variable, check, what, default in (
-            (notebook_pdf.BROWSER_ENV, notebook_pdf.check_browser_path, "no Chromium browser",
-             found[0]),
-            (notebook_pdf.MATHJAX_ENV, notebook_pdf.check_mathjax_path, "no MathJax 2.7",
-             found[1])):
-        tool = default
+    tools, problems, missing = [], [], []
+    for variable, check, usual, what in (
+            (BROWSER_ENV, check_browser_path, _usual_browser, "no Chromium browser"),
+            (MATHJAX_ENV, check_mathjax_path, _usual_mathjax, "no MathJax 2.7")):
+        tool = None
         if environ.get(variable):
             try:
                 tool = check(environ[variable], variable)
-            except ValueError as exc:  # a variable naming a wrong path: that tool is missing
-                tool = None
+            except ValueError as exc:
                 problems.append(str(exc))
-        elif tool is None:
-            missing.append(what)
+        else:
+            tool = usual()
+            if tool is None:
+                missing.append(what)
         tools.append(tool)
     if missing:
         problems.append(f"{' and '.join(missing)} found on the grading machine (install "
-                        f"with `{notebook_pdf.INSTALL_HINT}`, or set "
-                        f"{notebook_pdf.BROWSER_ENV} / {notebook_pdf.MATHJAX_ENV})")
+                        f"with `{INSTALL_HINT}`, or set {BROWSER_ENV} / {MATHJAX_ENV})")
     return tools[0], tools[1], "; ".join(problems)
+
+
+def _usual_browser():
+    return next(filter(None, map(shutil.which, BROWSER_NAMES)), None)
+
+
+def _usual_mathjax():
+    candidates = [*MATHJAX_SYSTEM_PATHS, _pip_mathjax()]
+    return next((p for p in candidates if p is not None and pdf_page.mathjax_config(p)), None)
+
+
+def _pip_mathjax():
+    """MathJax.js of the pip package jupyter-server-mathjax, if installed (not imported)."""
+    try:
+        spec = importlib.util.find_spec(MATHJAX_PIP_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "static" / "MathJax.js"
+
+
+def _bad_path(variable, value, expected, why):
+    return ValueError(f"{variable} {value!r}: expected {expected}, but {why}")
+
+
+def check_browser_path(value, variable=BROWSER_ENV):
+    """The browser executable that value names (a path, or a command name on PATH), as a
+    string; ValueError naming variable if it is not one."""
+    expected = "the path of a Chrome, Chromium or Edge executable"
+    path = Path(value).expanduser()
+    if not path.exists():
+        found = shutil.which(str(value)) if os.sep not in str(value) else None
+        if found:
+            return found
+        raise _bad_path(variable, str(value), expected, "there is no such file")
+    if path.is_dir():
+        raise _bad_path(variable, str(value), expected, "it is a folder")
+    if not os.access(path, os.X_OK):
+        raise _bad_path(variable, str(value), expected, "it is not executable")
+    return str(path.resolve())
+
+
+def check_mathjax_path(value, variable=MATHJAX_ENV):
+    """The MathJax.js that value names (the file or the folder holding it), as a Path;
+    ValueError naming variable if it is not MathJax 2.7 with a usable configuration."""
+    expected = "MathJax 2.7's MathJax.js, or the folder holding it and its config/ folder"
+    path = Path(value).expanduser()
+    if path.is_dir():
+        if not (path / "MathJax.js").is_file():
+            raise _bad_path(variable, str(value), expected,
+                            "that folder has no MathJax.js (MathJax 3 has none: it must be "
+                            "MathJax 2.7)")
+        path = path / "MathJax.js"
+    if not path.exists():
+        raise _bad_path(variable, str(value), expected, "there is no such file")
+    if path.name != "MathJax.js" or not path.is_file():
+        raise _bad_path(variable, str(value), expected, f"it is {path.name!r}")
+    if pdf_page.mathjax_config(path) is None:
+        wanted = " nor ".join(f"config/{name}.js" for name in pdf_page.MATHJAX_CONFIGS)
+        raise _bad_path(variable, str(value), expected, f"its folder has neither {wanted}")
+    return path.resolve()
 
 
 def attach(result, zip_path, opts, results_path):
@@ -168,8 +249,8 @@ def _make_into(info, work, zip_path, result, opts, tools):
     if not names:
         info["why"] = "nothing to print: no notebook in the zip"
         return
-    shutil.copyfile(notebook_pdf.__file__, tool / "notebook_pdf.py")
-    (tool / "notebook_pdf.py").chmod(0o644)
+    shutil.copyfile(pdf_page.__file__, tool / "pdf_page.py")
+    (tool / "pdf_page.py").chmod(0o644)
     mounts = [Mount(inbox, "/in"), Mount(tool, "/tool")]
     if opts.sandbox.kind == "bwrap":
         mounts += [Mount(Path(p), p) for p in ETC_MOUNTS if Path(p).is_dir()]
@@ -196,7 +277,7 @@ def _print_in_box(info, box, mounts, names, result, opts, browser, mathjax, why_
            "JUPYTER_CONFIG_DIR": "/tmp/home/.jupyter", "JUPYTER_DATA_DIR": "/tmp/home/.jdata",
            "JUPYTER_RUNTIME_DIR": "/tmp/home/.jrun", "PYTHONDONTWRITEBYTECODE": "1"}
     env = env if box.kind == "bwrap" else box.host_env(env)
-    script = f"{inside['/tool']}/notebook_pdf.py"
+    script = f"{inside['/tool']}/pdf_page.py"
     banners = [a for nb in names for a in
                ("--banner", _banner(nb, result, info["notebooks"][nb]))]
     python_limits = Limits(cpu_seconds=int(PAGE_SECONDS), wall_seconds=PAGE_SECONDS,
@@ -210,7 +291,7 @@ def _print_in_box(info, box, mounts, names, result, opts, browser, mathjax, why_
     left_out = [line[:200] for line in run.stdout.splitlines()
                 if line.startswith(tuple(f"{nb}: " for nb in names))][:len(names)]
     try:  # read now: nothing that runs later in the box can change what the TAs open
-        page = bounded.read_regular(box.scratch / notebook_pdf.ALL_PAGES, MAX_HTML_BYTES)
+        page = bounded.read_regular(box.scratch / pdf_page.ALL_PAGES, MAX_HTML_BYTES)
     except bounded.Unreadable:
         info["why"] = ("no notebook could be converted to HTML: "
                        + ("; ".join(left_out) or _tail(run)))[:600]
@@ -241,7 +322,7 @@ def _print_pages(info, box, mounts, printable, tmp, env, browser):
     for nb in printable:
         stem = Path(nb).stem
         while True:
-            argv = [browser, *notebook_pdf.BROWSER_FLAGS, *EXTRA_FLAGS, *flags,
+            argv = [browser, *BROWSER_FLAGS, *flags,
                     f"--user-data-dir={tmp}/profile-{stem}", f"--print-to-pdf={tmp}/{stem}.pdf",
                     Path(f"{tmp}/{stem}.html").as_uri()]
             run = box.run(argv, mounts, cwd="/tmp" if box.kind == "bwrap" else tmp, env=env,
@@ -266,11 +347,11 @@ def _print_pages(info, box, mounts, printable, tmp, env, browser):
 def _merge(info, box, mounts, printable, tmp, env, script, limits, opts, name):
     """pypdf joins the pages in the box; the grader copies the result. "" or why not."""
     pairs = [a for nb in printable for a in (nb, f"{tmp}/{Path(nb).stem}.pdf")]
-    run = box.run([opts.python, "-I", script, "merge", f"{tmp}/{notebook_pdf.NOTEBOOKS_PDF}",
+    run = box.run([opts.python, "-I", script, "merge", f"{tmp}/{pdf_page.NOTEBOOKS_PDF}",
                    *pairs], mounts, cwd="/tmp" if box.kind == "bwrap" else tmp, env=env,
                   limits=limits)
     try:
-        data = bounded.read_regular(box.scratch / notebook_pdf.NOTEBOOKS_PDF, MAX_PDF_BYTES)
+        data = bounded.read_regular(box.scratch / pdf_page.NOTEBOOKS_PDF, MAX_PDF_BYTES)
     except bounded.Unreadable as exc:
         return f"the pages could not be merged ({exc}): {_tail(run)}"
     if not data.startswith(b"%PDF-"):
@@ -295,15 +376,12 @@ def _publish(info, opts, name, kind, data):
     folder.mkdir(parents=True, exist_ok=True)
     other = "html" if kind == "pdf" else "pdf"
     if kind == "html":
-        _write_atomic(folder / notebook_pdf.MATHJAX_CONFIG_FILE,
-                      notebook_pdf.MATHJAX_CONFIG_JS.encode("utf-8"))
-    _write_atomic(folder / f"{name}.{kind}", data)
+        write_atomic(folder / pdf_page.MATHJAX_CONFIG_FILE,
+                     pdf_page.MATHJAX_CONFIG_JS.encode("utf-8"))
+    write_atomic(folder / f"{name}.{kind}", data)
     (folder / f"{name}.{other}").unlink(missing_ok=True)
     info["kind"], info["path"] = kind, f"{FOLDER}/{name}.{kind}"
 
-
-def _write_atomic(path, data):
-    write_atomic(path, data)
 
 
 def summary(results):

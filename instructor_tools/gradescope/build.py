@@ -113,9 +113,10 @@ def written_outline(rubric):
     written = _written(rubric)
     lines = ["# Written questions: the manually graded Gradescope assignment", "",
              "The autograder (autograder.zip) scores the code items only. Create an "
-             "Online/PDF assignment where students upload `notebooks.pdf` (made by "
-             "collectSubmission.sh, also inside their zip) with one question per entry "
-             "below; the guide goes into the rubric, for graders only.", ""]
+             "Online/PDF assignment with one question per entry below: students print "
+             "their executed notebooks to PDF from the browser (JupyterLab: File > Print; "
+             "Colab: File > Print) and upload that PDF. The guide goes into the rubric, for "
+             "graders only.", ""]
     if not written:
         lines.append("rubric.toml has no `[[written]]` entries yet.")
     for n, entry in enumerate(written, start=1):

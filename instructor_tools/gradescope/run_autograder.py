@@ -9,8 +9,9 @@ scores the rubric's maximum.
    from collectSubmission.sh as it is, or its files (Gradescope unpacks an uploaded zip;
    students may also upload the files themselves, or a zip of a folder holding them). A
    zip alone is graded as it is; files are zipped first in the packer's layout (the
-   notebooks, ``cs231n/**/*.py``, MANIFEST and notebooks.pdf at the root; links, special
-   files and hidden folders left out and listed), from the folder holding them.
+   notebooks, ``cs231n/**/*.py`` and MANIFEST at the root; links, special files and hidden
+   folders left out and listed; any other file, a PDF too, skipped), from the folder
+   holding them.
 2. Grading: the grader's own command line (``instructor_tools.grade.cli.main``) on a folder
    holding that one zip, so the options, the preflight and the isolation rules (bubblewrap
    where the container allows it, else the grader's reported fallbacks) are exactly those
@@ -56,12 +57,14 @@ DEFAULTS = {"run_notebooks": False, "visibility": "visible", "datasets": None,
 
 # Written questions (rubric.written: id, notebook, heading, points, guide) are NOT
 # autograder tests. Decision: they are graded by people in Gradescope's manual grading, a
-# separate Online/PDF assignment (students upload notebooks.pdf) with one rubric question
-# per entry. Why: an autograder test can only carry points computed here, so a written
-# question as a test would be a 0-point line ("0/0") that says nothing about its grade and
-# whose points would still have to be entered elsewhere by hand; a PDF assignment gives
-# graders the rendered answer, page matching, a rubric per question and regrade requests;
-# and the guide (the expected answer) stays with the graders, never in a student's results.
+# separate Online/PDF assignment (students print their executed notebooks to PDF from the
+# browser, JupyterLab's or Colab's File > Print, and upload that PDF) with one rubric
+# question per entry. Why: an autograder test can only carry points computed here, so a
+# written question as a test would be a 0-point line ("0/0") that says nothing about its
+# grade and whose points would still have to be entered elsewhere by hand; a PDF assignment
+# gives graders the rendered answer, page matching, a rubric per question and regrade
+# requests; and the guide (the expected answer) stays with the graders, never in a
+# student's results.
 # Here the top-level output only says, per written question, whether an answer was found.
 
 
@@ -89,7 +92,7 @@ def _visible(name):
 
 def _wanted(rel):
     """A member of a submission zip (what the grader unpacks; the rest it skips)."""
-    if rel in contract.NOTEBOOKS or rel in (unpack.MANIFEST, unpack.PDF):
+    if rel in contract.NOTEBOOKS or rel == unpack.MANIFEST:
         return True
     parts = PurePosixPath(rel).parts
     return len(parts) > 1 and parts[0] == contract.PACKAGE and rel.endswith(".py")

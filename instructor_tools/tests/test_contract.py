@@ -1,5 +1,6 @@
-"""The submission contract (student_tools.contract): what runs, what is ignored, and the
-packer and the grader agreeing on both. Fast: no sandbox, no notebook execution."""
+"""The submission contract (student_tools.contract, instructor_tools.grade.splice): what runs,
+what is ignored, and the packer and the grader agreeing on both. Fast: no sandbox, no
+notebook execution."""
 import copy
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import nbformat
 import pytest
 
 from grade_fixtures import release_form
-from instructor_tools.grade import build
+from instructor_tools.grade import build, splice
 from student_tools import contract
 from student_tools.markers import SOLUTION_BEGIN_RE, SOLUTION_END_RE, solution_regions
 
@@ -35,7 +36,7 @@ def region_index(text, function):
 @pytest.mark.parametrize("rel", contract.REGION_FILES)
 def test_the_solution_spliced_into_itself_is_itself(rel):
     text = course_text(rel)
-    spliced = contract.splice(rel, text, text)
+    spliced = splice.splice(rel, text, text)
     assert spliced.text == text
     assert [r.state for r in spliced.regions] == ["ok"] * len(spliced.regions) != []
     assert spliced.differences == [] and spliced.problems == []
@@ -50,7 +51,7 @@ def test_only_region_bodies_come_from_the_student():
     student = student.replace("def dropout_backward(dout, cache):",
                               "def dropout_backward(dout, cache):  # edited")
     student += "raise RuntimeError('never runs')\n"
-    spliced = contract.splice(LAYERS, course, student)
+    spliced = splice.splice(LAYERS, course, student)
     assert "dx = dout * cache['mask']  # mine" in spliced.text
     assert "never runs" not in spliced.text and "# edited" not in spliced.text
     # Every other region is the student's stub, nothing of the course's solution.
@@ -74,7 +75,7 @@ def test_a_deleted_course_line_is_listed():
     lines = course.splitlines()
     victim = next(i for i, l in enumerate(lines) if l.startswith("__all__"))
     student = "\n".join(lines[:victim] + lines[victim + 1:]) + "\n"
-    diffs = contract.splice(LAYERS, course, student).differences
+    diffs = splice.splice(LAYERS, course, student).differences
     assert any("deleted" in d.kind for d in diffs), diffs
 
 
@@ -84,7 +85,7 @@ def test_forbidden_code_is_refused_with_the_files_line_and_not_run():
     student = with_body(course, i, ["dx = dout * cache['mask']",
                                     "import os",
                                     "os.system('touch /tmp/pwned')"])
-    spliced = contract.splice(LAYERS, course, student)
+    spliced = splice.splice(LAYERS, course, student)
     region = spliced.regions[i]
     assert region.state == "forbidden"
     begin = solution_regions(student)[0][i].begin
@@ -97,7 +98,7 @@ def test_forbidden_code_is_refused_with_the_files_line_and_not_run():
 def test_a_region_that_does_not_parse_costs_only_itself():
     course = course_text(LAYERS)
     i = region_index(course, "dropout_backward")
-    spliced = contract.splice(LAYERS, course, with_body(course, i, ["dx = (dout *"]))
+    spliced = splice.splice(LAYERS, course, with_body(course, i, ["dx = (dout *"]))
     assert [r.state for r in spliced.regions].count("syntax_error") == 1
     assert spliced.regions[i].state == "syntax_error"
     compile(spliced.text, LAYERS, "exec")  # the built file itself always compiles
@@ -109,7 +110,7 @@ def test_deleted_markers_leave_the_region_missing():
     lines = course.splitlines()
     student = "\n".join(lines[:region.begin - 1] + lines[region.begin:region.end - 1]
                         + lines[region.end:]) + "\n"
-    spliced = contract.splice(LAYERS, course, student)
+    spliced = splice.splice(LAYERS, course, student)
     states = {r.function: r.state for r in spliced.regions}
     assert states["dropout_backward"] == "missing"
     assert "missing from the submission" in spliced.text
@@ -118,7 +119,7 @@ def test_deleted_markers_leave_the_region_missing():
 def test_damaged_marker_is_reported():
     course = course_text(LAYERS)
     student = course.replace("### END SOLUTION", "### END SOLUTON", 1)
-    spliced = contract.splice(LAYERS, course, student)
+    spliced = splice.splice(LAYERS, course, student)
     assert spliced.problems and "damaged" in " ".join(spliced.problems) or \
         any(r.state == "missing" for r in spliced.regions)
 
@@ -168,7 +169,7 @@ def test_packer_refuses_exactly_what_the_grader_cannot_grade(tmp_path, variant):
             del files[rel]
         else:
             files[rel] = text
-    course = contract.fingerprint(PROJECT)
+    course = splice.fingerprint(PROJECT)
     refusals, warnings = contract.review(files, notebooks, course)
     missing = [r for r in contract.REQUIRED_CODE if r not in files]
     packer_refuses = bool(refusals or missing)
@@ -188,8 +189,29 @@ def test_packer_refuses_exactly_what_the_grader_cannot_grade(tmp_path, variant):
         assert any("x_unused" in o for o in built.outside)
 
 
+def test_a_missing_course_file_that_is_not_required_is_not_called_unreadable(tmp_path):
+    """The course's own copy is used, silently; only a file that is there and cannot be
+    read (here a symlink) is reported."""
+    files, _ = _project_texts()
+    student = tmp_path / "student"
+    for rel, text in files.items():
+        if rel != "cs231n/gradient_check.py":
+            (student / rel).parent.mkdir(parents=True, exist_ok=True)
+            (student / rel).write_text(text, encoding="utf-8")
+    built = build.Built()
+    (tmp_path / "dest").mkdir()
+    build.build_package(PROJECT, student, tmp_path / "dest", built)
+    assert built.problems == []
+    assert (tmp_path / "dest" / "cs231n" / "gradient_check.py").read_text(
+        encoding="utf-8") == files["cs231n/gradient_check.py"]
+    (student / "cs231n" / "gradient_check.py").symlink_to("/etc/passwd")
+    built = build.Built()
+    build.build_package(PROJECT, student, tmp_path / "dest", built)
+    assert any("gradient_check.py: unreadable" in p for p in built.problems)
+
+
 def test_fingerprint_lists_the_course_and_nothing_of_the_solution():
-    course = contract.fingerprint(PROJECT)
+    course = splice.fingerprint(PROJECT)
     assert set(contract.REGION_FILES) <= set(course["regions"])
     text = repr(course)
     for rel in contract.REGION_FILES:
@@ -213,8 +235,8 @@ def test_run_notebook_ignores_student_tags_and_keeps_course_cells():
             cell.source = cell.source  # unchanged code: every cell pairs
     added = nbformat.v4.new_code_cell("print('my own cell')")
     student.cells.insert(3, added)
-    plan = contract.plan_notebook("Dropout.ipynb", course, student)
-    run = contract.notebook_for_run("Dropout.ipynb", course, student, plan)
+    plan = splice.plan_notebook("Dropout.ipynb", course, student)
+    run = splice.notebook_for_run("Dropout.ipynb", course, student, plan)
     tags = {t for c in run.cells for t in c.metadata.get("tags", [])}
     course_tags = {t for c in course.cells for t in c.metadata.get("tags", [])}
     assert tags <= course_tags | {"nbval-ignore-output"} and "nbval-skip" not in tags
@@ -232,7 +254,7 @@ def test_model_answers_never_enter_the_run_notebook():
         if cell.cell_type == "markdown" and "BEGIN ANSWER" in cell.source:
             model.append(cell.source)
             cell.source = "<!-- BEGIN ANSWER -->\nMy own answer.\n<!-- END ANSWER -->"
-    run = contract.notebook_for_run("Dropout.ipynb", course, student)
+    run = splice.notebook_for_run("Dropout.ipynb", course, student)
     text = "\n".join(c.source for c in run.cells)
     assert text.count("My own answer.") == len(model) > 0
     for answer in model:
@@ -245,8 +267,8 @@ def test_a_deleted_course_cell_runs_with_its_output_ignored():
     student = copy.deepcopy(course)
     code = [i for i, c in enumerate(student.cells) if c.cell_type == "code"]
     del student.cells[code[2]]
-    plan = contract.plan_notebook("Dropout.ipynb", course, student)
-    run = contract.notebook_for_run("Dropout.ipynb", course, student, plan)
+    plan = splice.plan_notebook("Dropout.ipynb", course, student)
+    run = splice.notebook_for_run("Dropout.ipynb", course, student, plan)
     missing = run.cells[code[2]]
     assert missing.outputs == [] and "nbval-ignore-output" in missing.metadata["tags"]
     assert any("missing" in d for d in plan.differences)

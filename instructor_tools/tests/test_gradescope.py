@@ -202,6 +202,10 @@ def test_written_questions_outline_is_beside_the_zip(autograder):
     outline = (autograder.parent / "written_questions.md").read_text(encoding="utf-8")
     for entry in getattr(RUBRIC, "written", ()):
         assert entry.id in outline and entry.heading in outline
+    # Students print the executed notebooks from the browser; the packer makes no PDF.
+    flat = " ".join(outline.split())
+    assert "(JupyterLab: File > Print; Colab: File > Print) and upload that PDF" in flat
+    assert "notebooks.pdf" not in outline and "collectSubmission" not in outline
 
 
 def test_make_target_builds_the_zip():
@@ -243,7 +247,9 @@ def check_format(data):
 
 
 def test_solution_scores_the_code_maximum(solution_run):
+    """The packer's zip, which holds no notebooks.pdf (students print from the browser)."""
     data, stdout = solution_run
+    assert "notebooks.pdf" not in solution_files()
     check_format(data)
     assert RUBRIC.max_score == 34
     assert data["score"] == RUBRIC.max_score, data["output"]
@@ -306,6 +312,8 @@ def test_files_in_one_folder_are_found_and_links_left_out(tmp_path):
     (sub / "my work" / "Dropout.ipynb").write_text("{}")
     (sub / "my work" / "cs231n" / "layers.py").write_text("x = 1\n")
     (sub / "my work" / "cs231n" / "notes.txt").write_text("not a submission file")
+    # The PDF printed from the browser, for the written part, uploaded here too: skipped.
+    (sub / "my work" / "notebooks.pdf").write_bytes(b"%PDF-1.4\n")
     (sub / "my work" / "cs231n" / "evil.py").symlink_to("/etc/passwd")
     (sub / "__MACOSX").mkdir()
     work = tmp_path / "work"

@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbval.plugin import coalesce_streams
 from tqdm import tqdm
 
-from student_tools.run_notebooks import final_text, main, tidy_outputs
+from student_tools.run_notebooks import final_text, main, tidy_outputs, write_all
 
 BAR = "{desc} |{bar:10}| {n_fmt}/{total_fmt}"  # the notebooks' progress bar, narrower
 
@@ -142,3 +142,16 @@ def test_a_failing_cell_changes_no_notebook(tmp_path, capsys):
     assert ('FAILED at bad.ipynb: cell 2 of 2 "Part B: the broken one" | # the step that fails'
             in err)
     assert "ValueError" in err and "no notebook was changed" in err
+
+
+def test_write_all_writes_what_nbconvert_wrote_keeping_the_mode(tmp_path):
+    """Through student_tools.atomic: the file's mode stays, no temporary file is left, and
+    the bytes are nbconvert --inplace's (the notebook's JSON and a final newline)."""
+    path = write_notebook(tmp_path / "private.ipynb", "x = 1")
+    path.chmod(0o600)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = "x = 2"
+    write_all([(path, nb)])
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text(encoding="utf-8") == nbformat.writes(nb) + "\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["private.ipynb"]
