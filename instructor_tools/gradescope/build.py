@@ -26,8 +26,8 @@ assignment (see run_autograder.py for why they are not autograder tests).
 """
 import argparse
 import hashlib
+import io
 import json
-import os
 import re
 import shlex
 import stat
@@ -37,6 +37,7 @@ import zipfile
 from pathlib import Path
 
 from instructor_tools.gradescope import CONFIG_NAME, DATASETS, PREFIX, VISIBILITIES
+from student_tools.atomic import write_atomic
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -173,21 +174,16 @@ def build_zip(out=None, *, project=PROJECT, run_notebooks=False, visibility="vis
         "items": [item.id for item in rubric.items],
         "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in contents.items()},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".autograder-", suffix=".zip", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
-            for name, data in scripts.items():
-                archive.writestr(_info(name, 0o755), data)
-            archive.writestr(_info(CONFIG_NAME, 0o644),
-                             json.dumps(config, indent=1, sort_keys=True) + "\n")
-            for rel, data in sorted(contents.items()):
-                mode = 0o755 if rel.endswith(".sh") else 0o644
-                archive.writestr(_info(rel, mode), data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in scripts.items():
+            archive.writestr(_info(name, 0o755), data)
+        archive.writestr(_info(CONFIG_NAME, 0o644),
+                         json.dumps(config, indent=1, sort_keys=True) + "\n")
+        for rel, data in sorted(contents.items()):
+            mode = 0o755 if rel.endswith(".sh") else 0o644
+            archive.writestr(_info(rel, mode), data)
+    write_atomic(out, buffer.getvalue())
     (out.parent / "written_questions.md").write_text(written_outline(rubric), encoding="utf-8")
     return out
 

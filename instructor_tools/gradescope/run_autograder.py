@@ -47,6 +47,7 @@ from instructor_tools.grade import grade as grading
 from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
 from instructor_tools.gradescope import CONFIG_NAME, VISIBILITIES
 from student_tools import contract
+from student_tools.atomic import write_atomic
 
 SOURCE = Path(__file__).resolve().parents[2]  # /autograder/source on Gradescope
 SUBMISSION_NAME = "submission"  # the zip graded, so the result's name
@@ -381,15 +382,7 @@ def results_json(result, rubric, config, notes, seconds, error=None):
 
 def write_results(results_dir, data):
     results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=results_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, results_dir / "results.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(results_dir / "results.json", json.dumps(data, indent=1))
     return results_dir / "results.json"
 
 

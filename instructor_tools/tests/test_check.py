@@ -9,6 +9,7 @@ NotImplementedError and nothing else (see ``require_implemented``).
 """
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,19 +95,30 @@ def break_dropout_not_inverted(monkeypatch):
     monkeypatch.setattr(layers, "dropout_backward", backward_classic)
 
 
-def break_momentum_inverted(monkeypatch):
-    """running_mean = (1 - momentum) * running_mean + momentum * mu."""
-    forward = layers.batchnorm_forward
+def _break_running_stat(key, update):
+    """A breaker: batchnorm_forward whose training step sets bn_param[key] to
+    update(old value, x, momentum)."""
+    def breaker(monkeypatch):
+        forward = layers.batchnorm_forward
 
-    def forward_inverted(x, gamma, beta, bn_param):
-        old = np.array(bn_param.get("running_mean", np.zeros(x.shape[1])), copy=True)
-        out, cache = forward(x, gamma, beta, bn_param)
-        if bn_param["mode"] == "train":
-            m = bn_param.get("momentum", 0.9)
-            bn_param["running_mean"] = (1 - m) * old + m * x.mean(axis=0)
-        return out, cache
+        def forward_wrong(x, gamma, beta, bn_param):
+            old = np.array(bn_param.get(key, np.zeros(x.shape[1])), copy=True)
+            out, cache = forward(x, gamma, beta, bn_param)
+            if bn_param["mode"] == "train":
+                bn_param[key] = update(old, x, bn_param.get("momentum", 0.9))
+            return out, cache
 
-    monkeypatch.setattr(layers, "batchnorm_forward", forward_inverted)
+        monkeypatch.setattr(layers, "batchnorm_forward", forward_wrong)
+
+    return breaker
+
+
+# running_mean = (1 - momentum) * running_mean + momentum * mu.
+break_momentum_inverted = _break_running_stat(
+    "running_mean", lambda old, x, m: (1 - m) * old + m * x.mean(axis=0))
+# running_var averages the unbiased variance (ddof=1), as PyTorch's does.
+break_running_var_unbiased = _break_running_stat(
+    "running_var", lambda old, x, m: m * old + (1 - m) * x.var(axis=0, ddof=1))
 
 
 def break_alt_wrong(monkeypatch):
@@ -162,21 +174,6 @@ def break_test_mode_batch_statistics(monkeypatch):
         return forward(x, gamma, beta, bn_param)
 
     monkeypatch.setattr(layers, "batchnorm_forward", forward_batch_stats)
-
-
-def break_running_var_unbiased(monkeypatch):
-    """running_var averages the unbiased variance (ddof=1), as PyTorch's does."""
-    forward = layers.batchnorm_forward
-
-    def forward_unbiased_running(x, gamma, beta, bn_param):
-        old = np.array(bn_param.get("running_var", np.zeros(x.shape[1])), copy=True)
-        out, cache = forward(x, gamma, beta, bn_param)
-        if bn_param["mode"] == "train":
-            m = bn_param.get("momentum", 0.9)
-            bn_param["running_var"] = m * old + (1 - m) * x.var(axis=0, ddof=1)
-        return out, cache
-
-    monkeypatch.setattr(layers, "batchnorm_forward", forward_unbiased_running)
 
 
 def break_layernorm_over_batch(monkeypatch):
@@ -390,15 +387,20 @@ ALT_REGION = ('    ### BEGIN SOLUTION (BatchNormalization.ipynb: "Batch normaliz
 STAGED_DGAMMA = "dgamma = (dout * x_hat).sum(axis=0)\n    dx_hat = dout * gamma\n    # x_hat = xc"
 
 
-def planted_layers(monkeypatch, tmp_path, edits, append=""):
-    """A copy of cs231n/layers.py with each (old, new) edit applied (old must occur once),
-    imported as its own module; the self-check's layer pieces then run against it."""
+def planted_text(edits, append=""):
+    """cs231n/layers.py with each (old, new) edit applied (old must occur once), and append."""
     text = Path(layers.__file__).read_text(encoding="utf-8")
     for old, new in edits:
         assert text.count(old) == 1, f"the solution no longer holds {old!r} once"
         text = text.replace(old, new)
+    return text + append
+
+
+def planted_layers(monkeypatch, tmp_path, edits, append=""):
+    """planted_text imported as its own module; the self-check's layer pieces then run
+    against it."""
     path = tmp_path / "planted_layers.py"
-    path.write_text(text + append, encoding="utf-8")
+    path.write_text(planted_text(edits, append), encoding="utf-8")
     spec = importlib.util.spec_from_file_location("planted_layers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -469,6 +471,26 @@ def test_classic_mistake_fails_naming_its_cause(mistake, monkeypatch, tmp_path,
     assert result.hint.startswith(hint_start), result.hint
     assert CAUSES.get(mistake, "") in result.hint
     assert [r.piece for r in report.results if not r.passed] == [piece], report.table()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", [None, *MISTAKES])
+def test_shipped_tests_fail_on_each_classic_mistake(mistake, tmp_path, require_implemented):
+    """The shipped tests of the layers, run on a copy of the package with the mistake planted
+    in its layers.py, fail; on the unedited copy (None) they pass, which shows the copy is
+    what they test."""
+    require_implemented(*LAYER_PIECES)
+    root = Path(layers.__file__).parents[1]
+    for folder in ("cs231n", "tests"):
+        shutil.copytree(root / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    edits, append = MISTAKES[mistake][:2] if mistake else ([], "")
+    (tmp_path / "cs231n" / "layers.py").write_text(planted_text(edits, append), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+         *(f"tests/test_{name}.py" for name in ("batchnorm", "layernorm", "dropout"))],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == (1 if mistake else 0), done.stdout[-3000:] + done.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------
