@@ -125,7 +125,7 @@ bench: instructors-only data
 WRITTEN ?=
 grade: instructors-only data
 	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade SUBMISSIONS=<folder of zips> OUT=<folder> [WRITTEN=<filled written.csv>] [GRADE_ARGS='--jobs 2 --no-notebooks ...']" >&2; exit 2; }
-	$(BIN)/python -m instructor_tools.grade $(SUBMISSIONS) --out $(OUT) $(if $(WRITTEN),--written $(WRITTEN)) $(GRADE_ARGS)
+	$(BIN)/python -m instructor_tools.grade grade $(SUBMISSIONS) --out $(OUT) $(if $(WRITTEN),--written $(WRITTEN)) $(GRADE_ARGS)
 
 # Instructors: release/gradescope/autograder.zip for a Gradescope autograder (see the
 # grader's README, "Gradescope"); options: GRADESCOPE_ARGS="--notebooks --visibility ...".

@@ -90,7 +90,7 @@ def make_zips(folder, count):
     from student_tools.submission import make_submission
 
     first = folder / "student-001.zip"
-    make_submission(PROJECT, first, pdf=False)
+    make_submission(PROJECT, first)
     for i in range(2, count + 1):
         # Copies: each is graded in full (--force; results are kept per submission name).
         (folder / f"student-{i:03d}.zip").write_bytes(first.read_bytes())
@@ -107,8 +107,8 @@ def run(count=1, notebooks=True, jobs=1, log=print):
         zips = make_zips(subs, count)
         # The code and the notebooks, what the 60 s target counts; the grader-made PDFs
         # (about 30-40 s a submission for the real notebooks) come on top when asked for.
-        argv = [sys.executable, "-m", "instructor_tools.grade", str(subs), "--out", str(out),
-                "--jobs", str(jobs), "--quiet", "--force", "--no-pdf"]
+        argv = [sys.executable, "-m", "instructor_tools.grade", "grade", str(subs), "--out",
+                str(out), "--jobs", str(jobs), "--quiet", "--force", "--no-pdf"]
         if not notebooks:
             argv.append("--no-notebooks")
         log(f"grading {len(zips)} submission(s){'' if notebooks else ' (no notebooks)'} "

@@ -1,10 +1,13 @@
-"""Command line: ``python -m instructor_tools.grade SUBMISSIONS --out OUT [options]``.
+"""Command line: ``python -m instructor_tools.grade {grade,merge} ...``.
 
-    python -m instructor_tools.grade subs/ --out graded/                  # everything
-    python -m instructor_tools.grade subs/ --out graded/ --jobs 2         # 2 at a time
-    python -m instructor_tools.grade subs/ --out graded/ --shard 3/10     # every 10th, from 3rd
+    python -m instructor_tools.grade grade subs/ --out graded/               # everything
+    python -m instructor_tools.grade grade subs/ --out graded/ --jobs 2      # 2 at a time
+    python -m instructor_tools.grade grade subs/ --out graded/ --shard 3/10  # every 10th, from 3rd
     python -m instructor_tools.grade merge graded-1/ graded-2/ ... --out graded/
-    python -m instructor_tools.grade subs/ --out graded/ --written filled.csv  # TA points
+    python -m instructor_tools.grade grade subs/ --out graded/ --written filled.csv  # TA points
+
+The older form without ``grade`` (``python -m instructor_tools.grade subs/ --out graded/``)
+still grades; a folder named ``merge`` or ``grade`` is graded with ``grade merge --out ...``.
 
 Writes OUT/grades.csv (one row per submission of this run or shard), OUT/results/<name>.json
 (everything known about a submission; a re-run reuses it when the zip's sha256, the rubric's
@@ -19,13 +22,16 @@ or a refused CSV.
 import argparse
 import concurrent.futures
 import csv
+import io
 import json
-import os
+import math
 import shutil
+import statistics
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
+
+from tqdm import tqdm
 
 from instructor_tools.grade import feedback, written, written_pages
 from instructor_tools.grade import grade as grading
@@ -33,6 +39,7 @@ from instructor_tools.grade.rubric import DEFAULT_RUBRIC, load_rubric
 from instructor_tools.grade import isolation
 from instructor_tools.grade.sandbox import Limits, Sandbox, describe, detect
 from student_tools import contract
+from student_tools.atomic import write_atomic
 
 BASE_COLUMNS = ["submission", "score", "max_score", "status", "outputs_reproduce",
                 "answers_missing", "sandbox", "status_detail", "zip", "sha256", "seconds"]
@@ -93,20 +100,12 @@ def write_gradebook(path, results, rubric, points=None):
     columns = (BASE_COLUMNS[:3] + written.GRADEBOOK_COLUMNS + BASE_COLUMNS[3:]
                + [f"item:{i.id}" for i in rubric.items]
                + [f"written:{q.id}" for q in rubric.written])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for result in sorted(results, key=lambda r: r["submission"]):
-                writer.writerow({k: written.csv_safe(v)
-                                 for k, v in row_of(result, rubric, points).items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for result in sorted(results, key=lambda r: r["submission"]):
+        writer.writerow({k: written.csv_safe(v) for k, v in row_of(result, rubric, points).items()})
+    write_atomic(path, text.getvalue())
 
 
 def summary(results, max_score, rubric=None, points=None):
@@ -114,8 +113,8 @@ def summary(results, max_score, rubric=None, points=None):
     scores = sorted(float(r["score"]) for r in results)
     lines = [f"{len(results)} submission(s) graded, max score {max_score:g}."]
     if scores:
-        mid = scores[len(scores) // 2]
-        lines.append(f"Scores: min {scores[0]:g}, median {mid:g}, max {scores[-1]:g}; "
+        lines.append(f"Scores: min {scores[0]:g}, median {statistics.median(scores):g}, "
+                     f"max {scores[-1]:g}; "
                      f"full marks: {sum(s == max_score for s in scores)}.")
     lines.append("Statuses: " + ", ".join(f"{s} {n}" for s, n in statuses.most_common()))
     reproduce = Counter(r["outputs_reproduce"].split(" (")[0] for r in results)
@@ -138,21 +137,13 @@ def summary(results, max_score, rubric=None, points=None):
     return "\n".join(lines)
 
 
-def _progress(total, disable):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a dependency of the notebook stack; stay usable without
-        return None
-    return tqdm(total=total, unit="submission", disable=disable, file=sys.stderr)
-
-
 def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None, points=None):
     """Grade zips with jobs at a time; each submission runs in its own box (a fresh uid,
     its own budget and deadline, see isolation.SubmissionBox). With gradebook (a path),
     grades.csv is rewritten atomically after every submission, so a run killed halfway
     keeps the rows it finished (with the written points, if any)."""
     results = []
-    bar = _progress(len(zips), quiet)
+    bar = tqdm(total=len(zips), unit="submission", disable=quiet, file=sys.stderr)
 
     def one(zip_path):
         try:
@@ -171,11 +162,9 @@ def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None, points=None):
             results.append(result)
             if gradebook is not None:
                 write_gradebook(gradebook, results, opts.rubric, points)
-            if bar is not None:
-                bar.set_postfix_str(f"{result['submission'][:20]}: {result['status']}")
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.set_postfix_str(f"{result['submission'][:20]}: {result['status']}")
+            bar.update(1)
+    bar.close()
     return results
 
 
@@ -284,116 +273,154 @@ def _refused(exc):
     return 2
 
 
+def positive_seconds(text):
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def cpu_limit(wall_seconds):
+    """RLIMIT_CPU for a wall-clock limit: whole seconds, rounded up (--timeout 0.5 gives 1,
+    not 0: prlimit --cpu=0 would mean no CPU time at all)."""
+    return max(1, math.ceil(wall_seconds))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m instructor_tools.grade",
-        description="Grade a folder of submission zips: each submission's code runs "
-        "sandboxed against the hidden tests, its notebooks are re-executed and compared "
-        "with their saved outputs. Writes OUT/grades.csv, OUT/feedback/*.html, "
-        "OUT/results/*.json. Subcommand: merge OUT1 OUT2 ... --out OUT (combine shards).")
-    parser.add_argument("submissions", type=Path, help="folder of submission zips")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
-    parser.add_argument("--shard", type=parse_shard, default=None,
-                        help="K/N: grade only every N-th zip (sorted by name) from the K-th")
-    parser.add_argument("--no-notebooks", action="store_true",
-                        help="do not re-execute the notebooks (fast; outputs_reproduce is "
-                        "'not checked')")
-    parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
-    parser.add_argument("--sandbox", choices=["bwrap", "unshare", "none"], default=None,
-                        help="isolation to use (default: the best available, reported)")
-    parser.add_argument("--timeout", type=float, default=180,
-                        help="wall seconds for the hidden tests of one submission")
-    parser.add_argument("--notebook-timeout", type=float, default=900,
-                        help="wall seconds for re-executing one notebook")
-    parser.add_argument("--memory", type=float, default=3.0,
-                        help="GiB of address space per sandboxed process")
-    parser.add_argument("--submission-memory", type=float, default=6.0,
-                        help="GiB of memory for all processes of one submission together")
-    parser.add_argument("--deadline", type=float, default=600,
-                        help="wall seconds for everything of one submission, notebook "
-                        "kernels included; past it the row is 'timeout'")
-    parser.add_argument("--course", type=Path, default=grading.PROJECT,
-                        help="the course's tree (cs231n/, the notebooks, "
-                        "tests/nbval_sanitize.cfg): what runs around the student's regions")
-    parser.add_argument("--datasets", type=Path, default=grading.Options.datasets,
-                        help="the cifar-10-batches-py folder the notebooks read")
-    parser.add_argument("--force", action="store_true",
-                        help="grade again even when a result for the same zip exists")
-    parser.add_argument("--keep-work", action="store_true",
-                        help="keep each submission's temporary folder (debugging)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--no-pdf", action="store_true",
-                        help="do not print the submitted notebooks to OUT/notebooks/<name>.pdf "
-                        "(sanitized, headless Chromium in the sandbox; see grade/pdf.py)")
-    parser.add_argument("--written", type=Path, default=None, metavar="CSV",
-                        help="the TAs' points for the written answers (OUT/written.csv filled "
-                        "in): checked first (a bad CSV is refused and nothing is written), "
-                        "then kept in OUT/written/points/ and added to grades.csv (written_score, "
-                        "total) and the feedback; the code is not graded again")
+        description="Grade a folder of submission zips (grade), or combine the OUT folders "
+        "of shards (merge). Without a subcommand, grade.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{grade,merge}")
+    grade = commands.add_parser(
+        "grade", help="grade a folder of submission zips",
+        description="Each submission's code runs sandboxed against the hidden tests, its "
+        "notebooks are re-executed and compared with their saved outputs. Writes "
+        "OUT/grades.csv, OUT/feedback/*.html, OUT/results/*.json.")
+    grade.add_argument("submissions", type=Path, help="folder of submission zips")
+    grade.add_argument("--out", type=Path, required=True, help="output folder")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    grade.add_argument("--shard", type=parse_shard, default=None,
+                       help="K/N: grade only every N-th zip (sorted by name) from the K-th")
+    grade.add_argument("--no-notebooks", action="store_true",
+                       help="do not re-execute the notebooks (fast; outputs_reproduce is "
+                       "'not checked')")
+    grade.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    grade.add_argument("--sandbox", choices=["bwrap", "unshare", "none"], default=None,
+                       help="isolation to use (default: the best available, reported)")
+    grade.add_argument("--timeout", type=positive_seconds, default=180,
+                       help="wall seconds for the hidden tests of one submission (the CPU "
+                       "limit is the same, rounded up to whole seconds)")
+    grade.add_argument("--notebook-timeout", type=positive_seconds, default=900,
+                       help="wall seconds for re-executing one notebook")
+    grade.add_argument("--memory", type=float, default=3.0,
+                       help="GiB of address space per sandboxed process")
+    grade.add_argument("--submission-memory", type=float, default=6.0,
+                       help="GiB of memory for all processes of one submission together")
+    grade.add_argument("--deadline", type=float, default=600,
+                       help="wall seconds for everything of one submission, notebook "
+                       "kernels included; past it the row is 'timeout'")
+    grade.add_argument("--course", type=Path, default=grading.PROJECT,
+                       help="the course's tree (cs231n/, the notebooks, "
+                       "tests/nbval_sanitize.cfg): what runs around the student's regions")
+    grade.add_argument("--datasets", type=Path, default=grading.Options.datasets,
+                       help="the cifar-10-batches-py folder the notebooks read")
+    grade.add_argument("--force", action="store_true",
+                       help="grade again even when a result for the same zip exists")
+    grade.add_argument("--keep-work", action="store_true",
+                       help="keep each submission's temporary folder (debugging)")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--no-pdf", action="store_true",
+                       help="do not print the submitted notebooks to OUT/notebooks/<name>.pdf "
+                       "(sanitized, headless Chromium in the sandbox; see grade/pdf.py)")
+    grade.add_argument("--written", type=Path, default=None, metavar="CSV",
+                       help="the TAs' points for the written answers (OUT/written.csv filled "
+                       "in): checked first (a bad CSV is refused and nothing is written), "
+                       "then kept in OUT/written/points/ and added to grades.csv "
+                       "(written_score, total) and the feedback; the code is not graded again")
+    merge_ = commands.add_parser(
+        "merge", help="combine the OUT folders of shards into one OUT",
+        description="Combine the results/, feedback/ and written points of shard OUT "
+        "folders into one OUT with one grades.csv (and the TAs' pages).")
+    merge_.add_argument("folders", type=Path, nargs="+", help="OUT folders of shards")
+    merge_.add_argument("--out", type=Path, required=True)
+    merge_.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    merge_.add_argument("--written", type=Path, default=None, metavar="CSV",
+                        help="the TAs' points for the written answers")
+    merge_.add_argument("--course", type=Path, default=grading.PROJECT,
+                        help="the course's tree (its notebooks hold the model answers)")
+    grade.set_defaults(run=run_grade, command_parser=grade)
+    merge_.set_defaults(run=run_merge, command_parser=merge_)
     return parser
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["merge"]:
-        parser = argparse.ArgumentParser(prog="python -m instructor_tools.grade merge")
-        parser.add_argument("folders", type=Path, nargs="+", help="OUT folders of shards")
-        parser.add_argument("--out", type=Path, required=True)
-        parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
-        parser.add_argument("--written", type=Path, default=None, metavar="CSV",
-                            help="the TAs' points for the written answers")
-        parser.add_argument("--course", type=Path, default=grading.PROJECT,
-                            help="the course's tree (its notebooks hold the model answers)")
-        args = parser.parse_args(argv[1:])
-        rubric = load_rubric(args.rubric)
-        try:
-            results, points = merge(args.folders, args.out, rubric, args.written, args.course)
-        except written.WrittenCSVError as exc:
-            return _refused(exc)
-        except (ValueError, OSError) as exc:
-            parser.error(str(exc))
-        print(summary(results, rubric.max_score, rubric, points))
-        print(f"Gradebook: {args.out / 'grades.csv'}; written answers: "
-              f"{args.out / 'written' / 'index.html'}")
-        return 0
-
+    if argv[:1] not in (["grade"], ["merge"], ["-h"], ["--help"]):
+        argv = ["grade", *argv]  # the older form: SUBMISSIONS --out OUT [options]
     parser = build_parser()
     args = parser.parse_args(argv)
+    return args.run(args, args.command_parser.error)
+
+
+def run_merge(args, error):
+    rubric = load_rubric(args.rubric)
+    try:
+        results, points = merge(args.folders, args.out, rubric, args.written, args.course)
+    except written.WrittenCSVError as exc:
+        return _refused(exc)
+    except (ValueError, OSError) as exc:
+        error(str(exc))
+    print(summary(results, rubric.max_score, rubric, points))
+    print(f"Gradebook: {args.out / 'grades.csv'}; written answers: "
+          f"{args.out / 'written' / 'index.html'}")
+    return 0
+
+
+def grading_options(args, rubric):
+    """grade.Options of the parsed ``grade`` arguments (the sandbox kind detected here)."""
+    kind = detect(args.sandbox)
+    if args.sandbox and kind != args.sandbox:
+        print(f"warning: --sandbox {args.sandbox} is not usable here; using {kind}",
+              file=sys.stderr)
+    memory = int(args.memory * 2**30)
+    return grading.Options(
+        out=args.out, rubric=rubric, run_notebooks=not args.no_notebooks,
+        sandbox=Sandbox(kind), course=args.course, course_notebooks=args.course,
+        budget=isolation.Budget(memory_bytes=int(args.submission_memory * 2**30),
+                                deadline_seconds=args.deadline),
+        datasets=args.datasets, force=args.force, keep_work=args.keep_work,
+        python=sys.executable, pdf=not args.no_pdf,
+        limits=Limits(cpu_seconds=cpu_limit(args.timeout), wall_seconds=args.timeout,
+                      memory_bytes=memory),
+        notebook_limits=Limits(cpu_seconds=cpu_limit(args.notebook_timeout),
+                               wall_seconds=args.notebook_timeout,
+                               memory_bytes=max(memory, 4 * 2**30), processes=256),
+    )
+
+
+def run_grade(args, error):
     if args.jobs < 1:
-        parser.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
+        error(f"--jobs: expected an integer >= 1, got {args.jobs}")
     try:
         rubric = load_rubric(args.rubric)
         zips = find_zips(args.submissions, args.shard)
         # Shards: a CSV for the whole course, each shard keeps its own submissions' rows.
         names = [grading.safe_name(z) for z in find_zips(args.submissions)]
     except (ValueError, OSError) as exc:
-        parser.error(str(exc))
+        error(str(exc))
     new_points = None
     if args.written is not None:
         try:
             new_points = written.read_points(args.written, rubric, names)
         except written.WrittenCSVError as exc:
             return _refused(exc)
-    kind = detect(args.sandbox)
-    if args.sandbox and kind != args.sandbox:
-        print(f"warning: --sandbox {args.sandbox} is not usable here; using {kind}",
-              file=sys.stderr)
-    print(f"Isolation: {describe(kind)}", file=sys.stderr)
-    memory = int(args.memory * 2**30)
-    budget = isolation.Budget(memory_bytes=int(args.submission_memory * 2**30),
-                              deadline_seconds=args.deadline)
-    opts = grading.Options(
-        out=args.out, rubric=rubric, run_notebooks=not args.no_notebooks,
-        sandbox=Sandbox(kind), budget=budget, course=args.course,
-        course_notebooks=args.course, datasets=args.datasets, force=args.force,
-        keep_work=args.keep_work, python=sys.executable, pdf=not args.no_pdf,
-        limits=Limits(cpu_seconds=int(args.timeout), wall_seconds=args.timeout,
-                      memory_bytes=memory),
-        notebook_limits=Limits(cpu_seconds=int(args.notebook_timeout),
-                               wall_seconds=args.notebook_timeout,
-                               memory_bytes=max(memory, 4 * 2**30), processes=256),
-    )
+    opts = grading_options(args, rubric)
+    print(f"Isolation: {describe(opts.sandbox.kind)}", file=sys.stderr)
     problems = preflight(opts)
     if problems:
         print("The grader will not start:\n" + "\n".join(f"- {p}" for p in problems),
@@ -403,8 +430,8 @@ def main(argv=None):
         print(f"warning: {args.datasets} does not exist: the notebooks cannot load CIFAR-10 "
               f"(run `make data`, or pass --datasets)", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "grades.csv" if args.shard is None else f"grades-shard-{args.shard[0]}-of-" \
-                                                   f"{args.shard[1]}.csv"
+    name = "grades.csv" if args.shard is None else \
+        f"grades-shard-{args.shard[0]}-of-{args.shard[1]}.csv"
     kept = written.load_points(args.out)
     results = grade_folder(zips, opts, jobs=args.jobs, quiet=args.quiet,
                            gradebook=args.out / name,

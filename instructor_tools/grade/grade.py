@@ -44,7 +44,7 @@ from instructor_tools.grade import pdf as notebook_pdfs
 from instructor_tools.grade.hidden import tests as hidden
 from instructor_tools.grade.isolation import Budget, SubmissionBox
 from instructor_tools.grade.sandbox import Limits, Mount, Sandbox, describe
-from student_tools.atomic import write_atomic
+from instructor_tools.grade.written import write_json_atomic  # pdf.py imports it from here
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -83,6 +83,9 @@ STATUS_TEXT = {
     "crashed": "the sandboxed process died",
     "ok": "graded",
 }
+# A per-submission budget that ended a run (isolation.SubmissionBox) -> the row's status.
+BUDGET_STATUS = {"memory": "memory_limit", "processes": "process_limit", "disk": "output_limit",
+                 "files": "output_limit", "deadline": "timeout"}
 
 
 @dataclass
@@ -120,7 +123,7 @@ def grader_digest(course=PROJECT):
     """sha256 of what decides verdicts: the grader's code, the hidden tests, the contract
     and the course's package (it is what runs around the student's regions)."""
     digest = hashlib.sha256()
-    paths = [HERE / "worker.py", HERE / "nbval_guard.py", HERE / "build.py",
+    paths = [HERE / "worker.py", HERE / "nbval_guard.py", HERE / "build.py", HERE / "splice.py",
              HERE / "hidden" / "tests.py", HERE / "hidden" / "reference.py",
              PROJECT / "student_tools" / "contract.py", PROJECT / "student_tools" / "allowlist.py",
              Path(course) / "tests" / "nbval_sanitize.cfg"]
@@ -146,30 +149,19 @@ def safe_name(zip_path):
 
 
 def sha256_file(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path, data):
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def cached_result(path, sha, opts):
+    """The result stored at path if it was graded from the same zip (sha) with the same
+    fingerprint (rubric, options, grader), else None."""
     try:
         data = json.loads(bounded.read_regular(path, 64 * 2**20).decode("utf-8"))
     except (OSError, ValueError):
         return None
-    if data.get("sha256") == sha and data.get("fingerprint") == opts.fingerprint():
-        return data
-    return None
-
-
-# ---------------------------------------------------------------------------
-# Running the worker and reading what it returned
-# ---------------------------------------------------------------------------
+    fresh = data.get("sha256") == sha and data.get("fingerprint") == opts.fingerprint()
+    return data if fresh else None
 
 
 def _death(run):
@@ -255,8 +247,8 @@ def run_worker(work, box, opts, tests, build="sub", checks=()):
             "check_seconds": opts.op_seconds}
     (work / "in" / f"{build}.json").write_text(json.dumps(spec), encoding="utf-8")
     np.savez(work / "in" / f"{build}.npz", **arrays)
-    (work / "in" / f"{build}.json").chmod(0o644)
-    (work / "in" / f"{build}.npz").chmod(0o644)
+    for suffix in ("json", "npz"):
+        (work / "in" / f"{build}.{suffix}").chmod(0o644)
     mounts = _mounts(work, opts.datasets, build)
     at = {m.inside: box.path(m) for m in mounts}
     env = _env(box, {"PATH": f"{Path(opts.python).parent}:/usr/bin:/bin"})
@@ -281,13 +273,9 @@ def run_worker(work, box, opts, tests, build="sub", checks=()):
     return records, outputs, run, arrays, problems
 
 
-def _test_arrays(arrays, name):
-    prefix = f"{name}/"
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
 def judge_all(records, outputs, arrays, rubric):
-    """Per-test verdicts and per-item points, decided here from the returned values."""
+    """{test name: (passed, message)} for every test of the rubric, decided here from the
+    values the worker returned (outputs) and the inputs this process made (arrays)."""
     op_records = {r["op"]: r for r in records if isinstance(r.get("op"), str)}
     verdicts = {}
     for name in rubric.tests:
@@ -299,11 +287,15 @@ def judge_all(records, outputs, arrays, rubric):
         elif outputs.get(name) is None:
             verdicts[name] = (False, "its returned values could not be read")
         else:
-            verdicts[name] = hidden.judge(name, outputs[name], _test_arrays(arrays, name))
+            prefix = f"{name}/"
+            inputs = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            verdicts[name] = hidden.judge(name, outputs[name], inputs)
     return verdicts
 
 
 def score_items(verdicts, rubric, checks):
+    """(items, score): each rubric item with its tests' verdicts and the self-check's hint
+    (checks: {check name: {"passed", "hint"}}), and the sum of the points earned."""
     items, score = [], 0.0
     for item in rubric.items:
         passed = all(verdicts.get(t, (False, ""))[0] for t in item.tests)
@@ -321,11 +313,6 @@ def score_items(verdicts, rubric, checks):
             "hint": check.get("hint", ""),
         })
     return items, score
-
-
-# ---------------------------------------------------------------------------
-# Notebooks
-# ---------------------------------------------------------------------------
 
 
 def run_notebook(work, box, name, labels, opts):
@@ -372,23 +359,14 @@ def run_notebook(work, box, name, labels, opts):
     return result
 
 
-# ---------------------------------------------------------------------------
-# One submission
-# ---------------------------------------------------------------------------
-
-
 def _status_of_run(result, run, what, seconds):
     """The status a sandboxed run that did not finish gives the row."""
-    exceeded = getattr(run, "budget_exceeded", None)
-    if exceeded == "deadline" or run.timed_out:
+    if run.budget_exceeded == "deadline" or run.timed_out:
         _set_status(result, "timeout", f"{what}: killed at the submission's deadline "
                                        f"or after {seconds:g} s wall time")
-    elif exceeded == "memory":
-        _set_status(result, "memory_limit", f"{what}: the submission's memory budget")
-    elif exceeded == "processes":
-        _set_status(result, "process_limit", f"{what}: the submission's process budget")
-    elif exceeded in ("disk", "files"):
-        _set_status(result, "output_limit", f"{what}: the submission's {exceeded} budget")
+    elif run.budget_exceeded:
+        _set_status(result, BUDGET_STATUS[run.budget_exceeded],
+                    f"{what}: the submission's {run.budget_exceeded} budget")
     elif run.cpu_limit:
         _set_status(result, "timeout", f"{what}: CPU time limit")
     elif run.signal == signal.SIGXFSZ:
@@ -404,9 +382,9 @@ def _read_worker_report(result, records, run, opts):
     ended; returns the import record (None if it never got there)."""
     imported = next((r for r in records if r.get("event") == "import"), None)
     done = any(r.get("event") == "done" for r in records)
-    result["checks"] = {str(r["check"]): {"passed": bool(r.get("passed")),
-                                          "hint": str(r.get("hint", ""))[:1000]}
-                        for r in records if isinstance(r.get("check"), str)}
+    result["checks"].update({str(r["check"]): {"passed": bool(r.get("passed")),
+                                               "hint": str(r.get("hint", ""))[:1000]}
+                             for r in records if isinstance(r.get("check"), str)})
     if imported is not None and imported.get("ok") is not True:
         _set_status(result, _classify_import(imported), str(imported.get("error", ""))[:500])
     elif not done:
@@ -425,7 +403,7 @@ def _read_worker_report(result, records, run, opts):
     return imported
 
 
-def _reexecute_notebooks(result, work, box, reports, built, opts):
+def _reexecute_notebooks(result, work, box, built, opts):
     """Both built notebooks under nbval at once; sets each notebook's reexec and
     outputs_reproduce."""
     runnable = [n for n in NOTEBOOK_NAMES if built.notebooks.get(n) is True]
@@ -440,28 +418,21 @@ def _reexecute_notebooks(result, work, box, reports, built, opts):
         if rx is not None and rx["status"].startswith("timeout"):
             _set_status(result, "timeout", f"{entry['name']}: {rx['status']}")
         elif rx is not None and rx.get("budget_exceeded"):
-            exceeded = rx["budget_exceeded"]
-            status = {"memory": "memory_limit", "processes": "process_limit",
-                      "deadline": "timeout"}.get(exceeded, "output_limit")
-            _set_status(result, status, f"{entry['name']}: the submission's {exceeded} budget")
-    states = [e["reexec"]["status"] if e["reexec"] else "missing" for e in result["notebooks"]]
-    never = [e["name"] for e in result["notebooks"] if e["never_run"]]
-    if all(s == "reproduces" for s in states) and not never:
-        result["outputs_reproduce"] = "yes"
-    else:
-        parts = []
-        for entry in result["notebooks"]:
-            rx = entry["reexec"]
-            if rx is None:
-                parts.append(f"{entry['name']}: not run "
-                             f"({built.notebooks.get(entry['name'], 'not built')})"[:120])
-            elif rx["differ"]:
-                parts.append(f"{entry['name']}: {len(rx['differ'])} cell(s) differ")
-            elif rx["status"] != "reproduces":
-                parts.append(f"{entry['name']}: {rx['status'][:80]}")
-            if entry["never_run"]:
-                parts.append(f"{entry['name']}: never run")
-        result["outputs_reproduce"] = "no (" + "; ".join(parts) + ")"
+            _set_status(result, BUDGET_STATUS[rx["budget_exceeded"]],
+                        f"{entry['name']}: the submission's {rx['budget_exceeded']} budget")
+    parts = []  # why not, per notebook; none: every notebook reproduces
+    for entry in result["notebooks"]:
+        rx = entry["reexec"]
+        if rx is None:
+            parts.append(f"{entry['name']}: not run "
+                         f"({built.notebooks.get(entry['name'], 'not built')})"[:120])
+        elif rx["differ"]:
+            parts.append(f"{entry['name']}: {len(rx['differ'])} cell(s) differ")
+        elif rx["status"] != "reproduces":
+            parts.append(f"{entry['name']}: {rx['status'][:80]}")
+        if entry["never_run"]:
+            parts.append(f"{entry['name']}: never run")
+    result["outputs_reproduce"] = "no (" + "; ".join(parts) + ")" if parts else "yes"
 
 
 def _base_result(zip_path, name, sha, opts):
@@ -494,19 +465,16 @@ def grade_one(zip_path, opts):
     zip_path = Path(zip_path)
     name = safe_name(zip_path)
     results_path = Path(opts.out) / "results" / f"{name}.json"
+    result = _base_result(zip_path, name, "", opts)
     try:
-        sha = sha256_file(zip_path)
+        result["sha256"] = sha256_file(zip_path)
     except OSError as exc:
-        sha = ""
-        result = _base_result(zip_path, name, sha, opts)
         _set_status(result, "grader_error", f"cannot read the zip: {exc}")
     else:
-        if not opts.force:
-            cached = cached_result(results_path, sha, opts)
-            if cached is not None:
-                cached["cached"] = True
-                return notebook_pdfs.attach(cached, zip_path, opts, results_path)
-        result = _base_result(zip_path, name, sha, opts)
+        cached = None if opts.force else cached_result(results_path, result["sha256"], opts)
+        if cached is not None:
+            cached["cached"] = True
+            return notebook_pdfs.attach(cached, zip_path, opts, results_path)
         work = Path(tempfile.mkdtemp(prefix=f"grade-{name}-", dir=opts.workdir))
         try:
             _grade_into(result, zip_path, work, opts)
@@ -573,15 +541,13 @@ def _grade_into(result, zip_path, work, opts):
     if unpacked.missing:
         _set_status(result, "missing_files", "missing: " + ", ".join(unpacked.missing))
 
-    reports = {}
     for nb_name in NOTEBOOK_NAMES:
         course_nb = Path(opts.course_notebooks) / nb_name
         questions = notebooks.course_questions(course_nb) if course_nb.is_file() else []
-        reports[nb_name] = notebooks.check_notebook(student / nb_name, questions)
-        result["notebooks"].append({"name": nb_name, "problems": reports[nb_name].problems,
-                                    "answers": reports[nb_name].answers,
-                                    "answer_texts": reports[nb_name].texts,
-                                    "never_run": reports[nb_name].never_run, "reexec": None})
+        report = notebooks.check_notebook(student / nb_name, questions)
+        result["notebooks"].append({"name": nb_name, "problems": report.problems,
+                                    "answers": report.answers, "answer_texts": report.texts,
+                                    "never_run": report.never_run, "reexec": None})
     if any(m.endswith(".py") for m in unpacked.missing):
         return  # the packer refuses this too: nothing runs
 
@@ -601,14 +567,12 @@ def _grade_into(result, zip_path, work, opts):
             work, box, opts, layers, "sub", opts.rubric.checks)
         result["worker_seconds"] = round(run.seconds, 2)
         imported = _read_worker_report(result, records, run, opts)
-        checks = result["checks"]
         if network:
             net = run_worker(work, box, opts, network, "subnet")
             result["worker_seconds"] = round(run.seconds + net[2].seconds, 2)
             _read_worker_report(result, net[0], net[2], opts)
             records, problems = records + net[0], problems + net[4]
             outputs, arrays = {**outputs, **net[1]}, {**arrays, **net[3]}
-            result["checks"] = checks
         if problems:
             result["channel_problems"] = problems[:10]
         verdicts = judge_all(records, outputs, arrays, opts.rubric)
@@ -625,4 +589,4 @@ def _grade_into(result, zip_path, work, opts):
                                            "for the notebooks")
             result["outputs_reproduce"] = "not checked (deadline)"
             return
-        _reexecute_notebooks(result, work, box, reports, built, opts)
+        _reexecute_notebooks(result, work, box, built, opts)

@@ -288,7 +288,7 @@ class Sandbox:
         return prefix + lim + drop + ["env", "-i", *[f"{k}={v}" for k, v in env.items()]] + \
             list(argv)
 
-    def run(self, argv, mounts, cwd, env, limits, host_cwd=None, pass_fds=()):
+    def run(self, argv, mounts, cwd, env, limits, pass_fds=()):
         """Run argv sandboxed; kill its process group at the wall-clock limit.
 
         mounts: list of Mount (host folder -> path inside). With kind 'bwrap' the paths
@@ -296,11 +296,7 @@ class Sandbox:
         pass mounts whose inside path equals the host path (see ``Sandbox.path``).
         """
         cmd = self.command(argv, mounts, cwd, env, limits)
-        return execute(cmd, host_cwd or (cwd if self.kind != "bwrap" else "/"),
-                       limits.wall_seconds, pass_fds)
-
-    def kill(self, proc):
-        _killpg(proc)
+        return execute(cmd, cwd if self.kind != "bwrap" else "/", limits.wall_seconds, pass_fds)
 
     def path(self, mount):
         """Where the code sees a mount: its inside path under bwrap, else the host path."""
@@ -427,7 +423,7 @@ def preflight(kind, extra_roots=(), mask=True, mounts=()):
     arg = json.dumps([[str(p) for p in path_entries(roots)], names, hidden])
     run = sandbox.run([sys.executable, "-c", PROBE, arg], list(mounts), cwd="/",
                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                      limits=Limits(cpu_seconds=60, wall_seconds=60), host_cwd="/")
+                      limits=Limits(cpu_seconds=60, wall_seconds=60))
     if run.returncode != 0:
         return [f"the preflight probe failed inside the {kind} sandbox "
                 f"(exit {run.returncode}): {run.stderr.strip()[-300:]}"]

@@ -22,8 +22,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from instructor_tools.grade import bounded
@@ -150,7 +148,7 @@ def read_points(path, rubric, submissions):
 # ---------------------------------------------------------------------------
 
 
-def _write_json_atomic(path, data):
+def write_json_atomic(path, data):
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
@@ -159,7 +157,7 @@ def store_points(out, results, points, source):
     gave: a submission without rows gets an empty file), tied to its zip's sha256."""
     for result in results:
         entry = points.get(result["submission"], {"questions": {}})
-        _write_json_atomic(Path(out) / POINTS_DIR / f"{result['submission']}.json", {
+        write_json_atomic(Path(out) / POINTS_DIR / f"{result['submission']}.json", {
             "submission": result["submission"], "sha256": result.get("sha256", ""),
             "source": str(source), "questions": entry["questions"]})
 
@@ -244,10 +242,6 @@ def gradebook_cells(result, rubric, points=None):
     return cells
 
 
-def columns(rubric):
-    return GRADEBOOK_COLUMNS + [f"written:{q.id}" for q in rubric.written]
-
-
 def graded_count(results, rubric, points):
     """(questions graded, questions in all) over results."""
     found = [r for result in results for r in rows(result, rubric, points)]
@@ -257,23 +251,15 @@ def graded_count(results, rubric, points):
 def write_template(path, results, rubric, points=None):
     """OUT/written.csv: one row per question and submission (question by question, as the
     TAs grade), with the points and comments already given; the rest left empty."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ordered = sorted(results, key=lambda r: r["submission"])
-    fd, tmp = tempfile.mkstemp(prefix=".written-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for question in rubric.written:
-                for result in ordered:
-                    mark = given(result, points).get(question.id, {})
-                    earned = mark.get("points")
-                    writer.writerow([csv_safe(result["submission"]), question.id,
-                                     _num(question.points),
-                                     "" if earned is None else _num(earned),
-                                     csv_safe(mark.get("comment") or "")])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    for question in rubric.written:
+        for result in ordered:
+            mark = given(result, points).get(question.id, {})
+            earned = mark.get("points")
+            writer.writerow([csv_safe(result["submission"]), question.id, _num(question.points),
+                             "" if earned is None else _num(earned),
+                             csv_safe(mark.get("comment") or "")])
+    write_atomic(path, text.getvalue())

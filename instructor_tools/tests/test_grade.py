@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
-from instructor_tools.grade import cli, isolation, notebooks, unpack
+from instructor_tools.grade import cli, isolation, notebooks, unpack, written
 from instructor_tools.grade import grade as grading
 from instructor_tools.grade.hidden import reference
 from instructor_tools.grade.hidden import tests as hidden_tests
@@ -179,7 +180,7 @@ def test_feedback_lists_every_item_and_escapes_student_text(tmp_path, solution):
     ok = grade_files(tmp_path, solution, name="good")
     page = (tmp_path / "out" / "feedback" / "good.html").read_text(encoding="utf-8")
     for item in ok["items"]:
-        assert item["title"].replace("'", "&#x27;") in page
+        assert str(escape(item["title"])) in page
     # Instructor-only details stay off the student's page.
     assert ok["sha256"] not in page and "bubblewrap" not in page and "uid" not in page
 
@@ -490,6 +491,70 @@ def test_bad_arguments(tmp_path):
     bad.write_text('[[item]]\nid = "x"\npoints = -1\ntests = ["bn_test"]\n')
     with pytest.raises(ValueError, match="points"):
         load_rubric(bad)
+
+
+@pytest.mark.parametrize("folder", ["merge", "grade"])
+def test_a_submissions_folder_named_like_a_subcommand_is_graded(tmp_path, monkeypatch, folder):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / "dan.zip").write_bytes(b"not a zip")  # refused before anything runs
+    assert cli.main(["grade", folder, "--out", "out", "--no-notebooks", "--no-pdf", "--quiet",
+                     "--course", str(course_notebooks())]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "grades.csv", encoding="utf-8")))
+    assert [(r["submission"], r["status"]) for r in rows] == [("dan", "corrupt_zip")]
+
+
+@pytest.mark.parametrize("timeout, cpu", [("0.5", 1), ("1", 1), ("2.5", 3), ("180", 180)])
+def test_the_cpu_limit_is_the_timeout_rounded_up(timeout, cpu):
+    args = cli.build_parser().parse_args(["grade", "subs", "--out", "out", "--timeout", timeout,
+                                          "--notebook-timeout", timeout])
+    opts = cli.grading_options(args, RUBRIC)
+    assert opts.limits.cpu_seconds == opts.notebook_limits.cpu_seconds == cpu
+    assert opts.limits.wall_seconds == opts.notebook_limits.wall_seconds == float(timeout)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_that_is_not_positive_is_refused(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit):
+        cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "out"), "--timeout", bad])
+    assert f"--timeout: expected seconds > 0, got '{bad}'" in capsys.readouterr().err
+
+
+def test_the_summary_median_is_the_middle_of_the_scores():
+    results = [{"status": "ok", "score": s, "outputs_reproduce": "not checked"}
+               for s in (1, 2, 3, 10)]
+    assert "min 1, median 2.5, max 10" in cli.summary(results, 34)
+    assert "median 2," in cli.summary(results[:3], 34)
+
+
+def test_csv_files_are_written_by_the_one_atomic_helper(tmp_path, monkeypatch):
+    zip_path = tmp_path / "ann.zip"
+    zip_path.write_bytes(b"not a zip")
+    result = grading.grade_one(zip_path, options(tmp_path / "out"))
+    out = tmp_path / "csv"
+    out.mkdir()
+    (out / "grades.csv").write_text("the previous gradebook")
+    writes = []
+
+    def failing(path, data):  # as a full disk would, after the data is prepared
+        writes.append(Path(path).name)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cli, "write_atomic", failing)
+    monkeypatch.setattr(written, "write_atomic", failing)
+    with pytest.raises(OSError):
+        cli.write_gradebook(out / "grades.csv", [result], RUBRIC)
+    with pytest.raises(OSError):
+        written.write_template(out / "written.csv", [result], RUBRIC)
+    assert writes == ["grades.csv", "written.csv"]
+    assert [p.name for p in out.iterdir()] == ["grades.csv"]
+    assert (out / "grades.csv").read_text() == "the previous gradebook"
+    monkeypatch.undo()
+    cli.write_gradebook(out / "grades.csv", [result], RUBRIC)
+    written.write_template(out / "written.csv", [result], RUBRIC)
+    for name in ("grades.csv", "written.csv"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644  # the TAs can read it
+    assert sorted(p.name for p in out.iterdir()) == ["grades.csv", "written.csv"]
 
 
 # ---------------------------------------------------------------------------

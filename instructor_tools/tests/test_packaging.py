@@ -7,8 +7,11 @@ driver). Tests and benchmarks are development code, installed by requirements.tx
 """
 import ast
 import importlib
+import os
 import pkgutil
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -97,3 +100,46 @@ def test_package_data_lists_files_that_exist():
         folder = ROOT / package.replace(".", "/")
         for pattern in patterns:
             assert list(folder.glob(pattern)), f"package-data {package}: {pattern} matches nothing"
+
+
+def test_package_data_holds_the_grader_templates():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folder = ROOT / "instructor_tools" / "grade"
+    listed = {p for pattern in data["package-data"]["instructor_tools.grade"]
+              for p in folder.glob(pattern)}
+    templates = set((folder / "templates").iterdir()) - {folder / "templates" / "__pycache__"}
+    assert templates and templates <= listed, sorted(map(str, templates - listed))
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_renders_the_grader_pages(tmp_path):
+    """A wheel of this tree, installed as files (not editable), holds the templates: the
+    feedback page and the TAs' pages render from the installed copy (about 15 s)."""
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "artifacts")
+    for name in ("cs231n", "student_tools", "instructor_tools"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, cwd=tmp_path)
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target",
+                    str(tmp_path / "site"), str(wheel)], check=True, cwd=tmp_path)
+    script = """
+from instructor_tools.grade import feedback, written_pages
+result = {"submission": "<b>ann</b>", "score": 1, "max_score": 2, "status": "ok",
+          "outputs_reproduce": "yes", "items": [], "notebooks": []}
+from instructor_tools.grade.rubric import load_rubric
+print(feedback.__file__)
+print(feedback.render(result))
+print(written_pages.index_page([result], load_rubric(), None, None))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert done.returncode == 0, done.stderr
+    where, page = done.stdout.split("\n", 1)
+    assert where.startswith(str(tmp_path / "site")), where
+    assert "<h1>Feedback: &lt;b&gt;ann&lt;/b&gt;</h1>" in page
+    assert "<h1>Written answers: one page per question</h1>" in page

@@ -13,7 +13,7 @@ import shutil
 import nbformat
 import pytest
 
-from instructor_tools.grade import cli, notebooks, written, written_pages
+from instructor_tools.grade import cli, feedback, notebooks, written, written_pages
 from instructor_tools.grade.rubric import load_rubric
 from grade_fixtures import PROJECT, committed, solution_files, write_zip
 from test_grade import _course_folder, course_notebooks  # noqa: F401 (a fixture)
@@ -387,6 +387,47 @@ def test_hostile_markdown_never_reaches_a_page(tmp_path, kind):
         assert text not in page, text
     csp = "default-src 'none'; style-src 'unsafe-inline'"
     assert csp in page and "script-src" not in page
+
+
+EVIL = """<script>alert('x')</script>" onload="alert(2)" &amp;"""
+
+
+def _evil_result():
+    """A result dict with the hostile string in every field a page shows."""
+    test = {"function": EVIL, "description": EVIL, "passed": False, "message": EVIL}
+    return {
+        "submission": EVIL, "score": 1, "max_score": 34, "status": "ok", "status_text": EVIL,
+        "status_detail": EVIL, "outputs_reproduce": EVIL, "outside": [EVIL],
+        "regions": [{"state": "forbidden", "description": EVIL,
+                     "refusals": [{"line": 1, "why": EVIL, "text": EVIL}] * 2}],
+        "items": [{"id": "x", "title": EVIL, "points": 1, "earned": 0, "passed": False,
+                   "tests": [test], "related": EVIL, "hint": EVIL, "check": EVIL,
+                   "check_passed": False}],
+        "notebooks": [{"name": "Dropout.ipynb", "problems": [EVIL], "never_run": False,
+                       "reexec": {"status": EVIL, "cells_run": 1, "seconds": 1,
+                                  "differ": [[EVIL, EVIL]]},
+                       "answers": [(IQ1, "answered", EVIL)], "answer_texts": {IQ1: "words"}}],
+        "missing": [EVIL], "manifest": [EVIL], "skipped_members": [EVIL], "sha256": "s"}
+
+
+def test_the_templates_escape_every_value(tmp_path):
+    """Fails if the template set's autoescape is turned off: nothing escapes by hand."""
+    escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34; onload=&#34;alert(2)&#34; " \
+              "&amp;amp;"
+    rows = [{"notebook": EVIL, "heading": EVIL, "state": EVIL, "detail": EVIL, "max": 2,
+             "points": 1, "comment": EVIL}]
+    page = feedback.render(_evil_result(), rows)
+    written_pages.write_pages(tmp_path, [_evil_result()], RUBRIC, course_notebooks(),
+                              points={EVIL: {"sha256": "s", "questions": {
+                                  "dropout_iq1": {"points": 1.0, "comment": EVIL}}}},
+                              mathjax=False)
+    question = (tmp_path / "written" / "dropout_iq1.html").read_text(encoding="utf-8")
+    index = (tmp_path / "written" / "index.html").read_text(encoding="utf-8")
+    assert feedback.TEMPLATES.autoescape is True
+    for text, at_least in ((page, 25), (question, 3)):
+        assert "<script" not in text and 'onload="' not in text and "alert('x')" not in text
+        assert text.count(escaped) >= at_least
+    assert "<script" not in index
 
 
 def test_every_state_is_shown(tmp_path):
