@@ -20,8 +20,10 @@ Exit status: 0 when every submission got a row (whatever its status), 2 on bad a
 or a refused CSV.
 """
 import argparse
+import ast
 import concurrent.futures
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -31,6 +33,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import nbformat
 from tqdm import tqdm
 
 from instructor_tools.grade import feedback, written, written_pages
@@ -168,6 +171,42 @@ def grade_folder(zips, opts, jobs=1, quiet=False, gradebook=None, points=None):
     return results
 
 
+def _cifar_folder(path):
+    """--datasets names the cifar-10-batches-py folder, or the folder holding it."""
+    path = Path(path)
+    return path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
+
+
+def _missing_notebook_imports(folder):
+    """Modules the course notebooks import that this Python cannot find, as sentences.
+
+    The notebooks are re-executed by this interpreter's kernel: without, say, matplotlib
+    every cell after the first would fail and every submission would be graded "outputs do
+    not reproduce". Only the course's notebooks are read (never a student's)."""
+    wanted = {"ipykernel"}
+    for name in contract.NOTEBOOKS:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue  # reported above
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(line for line in cell.source.splitlines()
+                             if not line.lstrip().startswith(("%", "!")))
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    wanted.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    wanted.add(node.module.split(".")[0])
+    return [f"the notebooks need the module {name!r}, which {sys.executable} cannot import "
+            f"(install the course's requirements.txt into it, or pass --no-notebooks)"
+            for name in sorted(wanted) if importlib.util.find_spec(name) is None]
+
+
 def preflight(opts):
     """Why the grader must not start, as sentences (empty: it may).
 
@@ -186,6 +225,15 @@ def preflight(opts):
         if not (Path(opts.course_notebooks) / name).is_file():
             problems.append(f"the course notebook {Path(opts.course_notebooks) / name} is "
                             f"missing (grade from a checkout of the course, or pass --course)")
+    if opts.run_notebooks:
+        problems += _missing_notebook_imports(opts.course_notebooks)
+        # Without the data every notebook fails at its data cell: every submission would be
+        # graded "outputs do not reproduce".
+        missing = [f for f in ("data_batch_1", "test_batch") if not (opts.datasets / f).is_file()]
+        if missing:
+            problems.append(f"--datasets: expected the cifar-10-batches-py folder (holding "
+                            f"{', '.join(missing)}), got {opts.datasets} (run `make data` in "
+                            f"the course, pass --datasets, or --no-notebooks)")
     exposed = isolation.preflight(opts.sandbox.kind)
     if opts.sandbox.kind == "bwrap":
         problems += exposed
@@ -393,7 +441,7 @@ def grading_options(args, rubric):
         sandbox=Sandbox(kind), course=args.course, course_notebooks=args.course,
         budget=isolation.Budget(memory_bytes=int(args.submission_memory * 2**30),
                                 deadline_seconds=args.deadline),
-        datasets=args.datasets, force=args.force, keep_work=args.keep_work,
+        datasets=_cifar_folder(args.datasets), force=args.force, keep_work=args.keep_work,
         python=sys.executable, pdf=not args.no_pdf,
         limits=Limits(cpu_seconds=cpu_limit(args.timeout), wall_seconds=args.timeout,
                       memory_bytes=memory),
@@ -426,9 +474,6 @@ def run_grade(args, error):
         print("The grader will not start:\n" + "\n".join(f"- {p}" for p in problems),
               file=sys.stderr)
         return 2
-    if opts.run_notebooks and not Path(args.datasets).is_dir():
-        print(f"warning: {args.datasets} does not exist: the notebooks cannot load CIFAR-10 "
-              f"(run `make data`, or pass --datasets)", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "grades.csv" if args.shard is None else \
         f"grades-shard-{args.shard[0]}-of-{args.shard[1]}.csv"

@@ -11,6 +11,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from markupsafe import escape
@@ -981,3 +982,50 @@ def test_grader_refuses_to_start_without_the_course(tmp_path, capsys):
     assert "will not start" in err and "nbval_sanitize.cfg" in err
     assert "BatchNormalization.ipynb" in err and "cs231n/layers.py" in err
     assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_grader_refuses_to_start_when_the_notebooks_need_a_module_it_lacks(tmp_path, capsys):
+    """Re-executed without a module the course notebooks import (a non-editable install
+    without matplotlib, say), every submission would be graded 'outputs do not reproduce'."""
+    course = write_course(tmp_path / "course")
+    for name in ("BatchNormalization.ipynb", "Dropout.ipynb"):
+        nb = nbformat.read(course / name, as_version=4)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        first.source += ("\n%matplotlib inline\nimport numpy as np\n"
+                         "from no_such_module_xq.sub import thing\n")
+        nbformat.write(nb, course / name)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "a.zip").write_bytes(b"not a zip")
+    code = cli.main([str(subs), "--out", str(tmp_path / "out"), "--quiet", "--course",
+                     str(course)])
+    err = capsys.readouterr().err
+    assert code == 2 and "will not start" in err
+    assert "'no_such_module_xq'" in err and "'numpy'" not in err
+    assert not (tmp_path / "out" / "grades.csv").exists()
+    code = cli.main([str(subs), "--out", str(tmp_path / "out2"), "--quiet", "--course",
+                     str(course), "--no-notebooks"])
+    assert code != 2, capsys.readouterr().err
+
+
+def test_grader_refuses_to_start_without_the_data_the_notebooks_read(tmp_path, capsys):
+    """A wrong --datasets used to be a warning, and every notebook then failed at its data
+    cell; the folder holding cifar-10-batches-py is taken for it."""
+    course = write_course(tmp_path / "course")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "a.zip").write_bytes(b"not a zip")
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    args = [str(subs), "--quiet", "--course", str(course)]
+    assert cli.main(args + ["--out", str(tmp_path / "o1"), "--datasets", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "--datasets: expected the cifar-10-batches-py folder" in err and str(empty) in err
+    assert not (tmp_path / "o1" / "grades.csv").exists()
+    holder = tmp_path / "datasets"
+    (holder / "cifar-10-batches-py").mkdir(parents=True)
+    for name in ("data_batch_1", "test_batch"):
+        (holder / "cifar-10-batches-py" / name).write_bytes(b"")
+    assert cli.main(args + ["--out", str(tmp_path / "o2"), "--datasets", str(holder)]) != 2, \
+        capsys.readouterr().err
+    assert cli._cifar_folder(holder) == holder / "cifar-10-batches-py"
