@@ -28,16 +28,11 @@ from pathlib import Path
 import nbformat
 
 from instructor_tools.grade import notebooks, written
-from instructor_tools.grade.pdf_page import MATHJAX_CONFIG_JS
+from instructor_tools.grade.pdf import MATHJAX_ENV, MATHJAX_SYSTEM_PATHS, _pip_mathjax
+from instructor_tools.grade.pdf_page import MATHJAX_CONFIG_JS, mathjax_config
 from instructor_tools.grade.feedback import TEMPLATES
 from student_tools.atomic import write_atomic
 
-MATHJAX_ENV = "CS231N_MATHJAX"
-MATHJAX_PLACES = (Path("/usr/share/javascript/mathjax/MathJax.js"),
-                  Path("/usr/share/mathjax2/MathJax.js"), Path("/usr/share/mathjax/MathJax.js"))
-# Configurations with TeX input, in order of preference (Debian's full build has the first,
-# jupyter-server-mathjax's trimmed build only the second).
-MATHJAX_CONFIGS = ("TeX-AMS_CHTML-full", "TeX-AMS-MML_HTMLorMML-full")
 # What of a MathJax tree the pages need (not its tests, unpacked sources or other configs).
 MATHJAX_PARTS = ("extensions", "fonts", "jax", "localization")
 _TAGS = frozenset({"a", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
@@ -84,10 +79,10 @@ def render_markdown(text):
 
 
 def _config_of(mathjax_js):
-    folder = Path(mathjax_js).parent
-    if not (folder / "config" / "Safe.js").is_file():
+    """pdf_page.mathjax_config, and the Safe extension the pages load beside it."""
+    if not (Path(mathjax_js).parent / "config" / "Safe.js").is_file():
         return None
-    return next((c for c in MATHJAX_CONFIGS if (folder / "config" / f"{c}.js").is_file()), None)
+    return mathjax_config(mathjax_js)
 
 
 def find_mathjax(environ=None):
@@ -99,13 +94,9 @@ def find_mathjax(environ=None):
     if environ.get(MATHJAX_ENV):
         named = Path(environ[MATHJAX_ENV]).expanduser()
         candidates.append(named / "MathJax.js" if named.is_dir() else named)
-    try:
-        import jupyter_server_mathjax
-        candidates.append(Path(jupyter_server_mathjax.__file__).parent / "static" / "MathJax.js")
-    except ImportError:
-        pass
-    candidates += MATHJAX_PLACES
-    return next((p for p in candidates if p.is_file() and _config_of(p)), None)
+    candidates += [_pip_mathjax(), *MATHJAX_SYSTEM_PATHS]
+    return next((p for p in candidates if p is not None and p.is_file() and _config_of(p)),
+                None)
 
 
 def install_mathjax(folder, mathjax_js):
