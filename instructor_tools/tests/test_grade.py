@@ -960,6 +960,19 @@ def test_one_run_grades_every_hostile_case_then_a_good_one(tmp_path, solution):
         "09-corrupt": "corrupt_zip", "99-good": "ok"}, statuses
     assert rows["99-good"]["score"] == f"{RUBRIC.max_score:g}"
     assert rows["99-good"]["outputs_reproduce"] == "yes", rows["99-good"]
+    # No row scores points its code did not earn: the sabotaged function's item is 0 (08 spins
+    # only on the notebook's shape and earns its hidden items), the
+    # unreadable or incomplete submissions score nothing, and only code outside the regions
+    # (never run) keeps the maximum.
+    sabotaged = {"01-forbidden": "dropout_backward", "02-syntax": "dropout_backward",
+                 "03-loop": "batchnorm_backward", "04-hog": "layernorm_backward",
+                 "05-print": "layernorm_forward"}
+    for name, item in sabotaged.items():
+        assert float(rows[name][f"item:{item}"] or 0) == 0, (name, rows[name])
+        assert float(rows[name]["score"]) < RUBRIC.max_score, (name, rows[name])
+    for name in ("07-missing", "09-corrupt"):
+        assert float(rows[name]["score"] or 0) == 0, (name, rows[name])
+    assert rows["06-outside"]["score"] == f"{RUBRIC.max_score:g}"
     for name, row in rows.items():
         assert float(row["seconds"] or 0) < deadline + 30, (name, row["seconds"])
     assert seconds < len(rows) * (deadline + 30)
